@@ -1,0 +1,79 @@
+"""`abstain` command line: parse, call the library, print. Errors end in one line, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import AbstainError, InputError
+
+log = logging.getLogger("abstain")
+
+
+def _add_run(p, required=True):
+    p.add_argument("--run", required=required, type=Path, metavar="DIR", help="run directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .detectors import DETECTORS
+    parser = argparse.ArgumentParser(prog="abstain", description="Make image classifiers know what they don't know.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="fit (or reuse) the MNIST run, evaluate it, print the tables, write the report")
+    p.add_argument("--run", type=Path, metavar="DIR", help="run directory (default $ABSTAIN_HOME/runs/mnist)")
+    p.add_argument("--force", action="store_true", help="refit even if a valid run exists")
+
+    p = sub.add_parser("fit", help="train the classifier and VAE, fit every detector, calibrate the guard")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"], help="training data")
+    _add_run(p)
+    p.add_argument("--detector", default="vae_elbo", choices=sorted(DETECTORS), help="the guard's detector")
+    p.add_argument("--accept", type=float, default=0.95, help="share of validation images the guard accepts")
+    p.add_argument("--epochs", type=int, default=6, help="classifier epochs")
+    p.add_argument("--vae-epochs", type=int, default=8, help="VAE epochs")
+    p.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--force", action="store_true", help="delete DIR and refit from scratch")
+
+    p = sub.add_parser("eval", help="evaluate a run on the test set and the OOD suite")
+    _add_run(p)
+    p.add_argument("--ood", default=None, help="comma-separated OOD set names (default: the whole suite)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    p.add_argument("--report", type=Path, metavar="FILE", help="also write the HTML report")
+
+    p = sub.add_parser("score", help="score an N x 28 x 28 .npy array with every detector and the guard")
+    _add_run(p)
+    p.add_argument("--input", required=True, type=Path, metavar="FILE.npy", help="uint8 0-255 or float 0-1")
+    p.add_argument("--json", required=True, type=Path, metavar="FILE", help="where to write the scores")
+
+    p = sub.add_parser("check", help="MNIST-ify image files and say accept / abstain for each")
+    _add_run(p)
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (png, jpg, ...)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the verdicts as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from . import commands
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except AbstainError as exc:
+        print(f"abstain: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("abstain: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

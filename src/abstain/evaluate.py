@@ -1,0 +1,126 @@
+"""Evaluate a run: accuracy, calibration, and every detector against every OOD set.
+
+Scores are cached per set under RUN/scores/ (keyed by a fingerprint of the run's guard and
+checkpoints), so a second evaluation of the same run costs seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
+from tqdm.auto import tqdm
+
+from .atomic import atomic_path
+from .data.datasets import load_dataset
+from .data.ood import OOD_SETS, make_ood
+from .errors import InputError
+from .metrics import all_metrics, confidence_table, ece, mann_whitney_p
+from .run import Run
+
+log = logging.getLogger(__name__)
+
+OTHER_DATASET = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
+N_PER_SET_DEFAULT = None  # each OOD set's own default size
+
+
+@dataclass
+class SetScores:
+    name: str
+    kind: str                       # "in", "far", "shift", "transform", "dataset"
+    images: np.ndarray
+    logits: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def max_softmax(self) -> np.ndarray:
+        return softmax(self.logits.astype(np.float64), axis=1).max(1)
+
+
+def suite_names(dataset: str) -> list[str]:
+    """The OOD suite of a run: the other MNIST-family dataset, then the generated sets."""
+    return [OTHER_DATASET[dataset], *OOD_SETS]
+
+
+def load_set(name: str, run: Run) -> tuple[np.ndarray, str]:
+    data = run.dataset
+    if name in OTHER_DATASET:
+        if name == run.config.dataset:
+            raise InputError(f"{name} is this run's own dataset, not an OOD set")
+        return load_dataset(name).x_test, "dataset"
+    if name not in OOD_SETS:
+        raise InputError(f"unknown OOD set {name!r}; known: {', '.join(suite_names(run.config.dataset))}")
+    spec = OOD_SETS[name]
+    return make_ood(name, seed=0, base=data.x_test), spec.kind
+
+
+def _fingerprint(run: Run) -> str:
+    h = hashlib.sha256()
+    for f in ("guard.json", "detectors.safetensors", "classifier.safetensors", "vae.safetensors"):
+        h.update((run.path / f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
+    """Every detector's scores on one set, from the cache when it is fresh."""
+    cache = run.path / "scores" / f"{name}.npz"
+    fp = _fingerprint(run)
+    names = list(run.guard.detectors)
+    if cache.exists():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["fingerprint"]) == fp and len(z["logits"]) == len(images) and \
+                        all(f"score_{n}" in z for n in names):
+                    return SetScores(name, kind, images, z["logits"], {n: z[f"score_{n}"] for n in names})
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable score cache %s", cache)
+    scores, logits = run.guard.scores(images)
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, fingerprint=np.array(fp), logits=logits,
+                     **{f"score_{n}": v for n, v in scores.items()})
+    return SetScores(name, kind, images, logits, scores)
+
+
+def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False) -> tuple[dict, list[SetScores]]:
+    """Returns the JSON-able result and the per-set scores (for plots)."""
+    data = run.dataset
+    names = suite_names(run.config.dataset) if not ood else ood
+    bar = tqdm(["test", *names], desc="scoring", disable=not progress, leave=False)
+    sets = []
+    for name in bar:
+        bar.set_postfix(set=name)
+        if name == "test":
+            sets.append(score_set(run, "test", data.x_test, "in"))
+        else:
+            images, kind = load_set(name, run)
+            sets.append(score_set(run, name, images, kind))
+    return summarise(run, sets), sets
+
+
+def summarise(run: Run, sets: list[SetScores]) -> dict:
+    test, oods = sets[0], sets[1:]
+    data = run.dataset
+    probs = softmax(test.logits.astype(np.float64), axis=1)
+    guard = run.guard
+    results = []
+    for s in oods:
+        for det in guard.detectors:
+            m = all_metrics(test.scores[det], s.scores[det])
+            m["mann_whitney_p"] = mann_whitney_p(test.scores[det], s.scores[det])
+            results.append({"detector": det, "ood": s.name, "kind": s.kind, **m})
+    return {
+        "dataset": run.config.dataset,
+        "accuracy": float((probs.argmax(1) == data.y_test).mean()),
+        "ece": ece(probs, data.y_test),
+        "temperature": float(getattr(guard.detectors.get("temperature"), "temperature_", float("nan"))),
+        "confidence_table": {s.name: confidence_table(s.max_softmax) for s in sets},
+        "guard": {"detector": guard.detector, "threshold": guard.threshold_, "target_accept": guard.accept,
+                  "accepted": {s.name: float(guard.decide(s.scores[guard.detector]).mean()) for s in sets}},
+        "set_sizes": {s.name: int(len(s.images)) for s in sets},
+        "set_kinds": {s.name: s.kind for s in sets},
+        "results": results,
+    }

@@ -1,0 +1,128 @@
+"""Guard: a classifier, its detectors and one calibrated threshold -> accept / abstain."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from scipy.special import softmax
+
+from .atomic import atomic_path, write_json
+from .detectors import DETECTORS, Detector, make_detector
+from .errors import InputError, NotFittedError, RunError
+from .metrics import threshold_at
+from .models.classifier import CNN
+from .tensors import as_images
+from .views import compute_views
+
+
+@dataclass
+class Verdict:
+    """What the guard says about one image."""
+
+    label: int
+    class_name: str
+    confidence: float          # max softmax of the classifier
+    verdict: str               # "accept" or "abstain"
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["class"] = d.pop("label")
+        return d
+
+
+class Guard:
+    """Accept an image when the chosen detector scores it at or above `threshold_`.
+
+    The threshold is calibrated on held-out in-distribution images so that a fraction
+    `accept` of them is accepted (default 95%).
+    """
+
+    def __init__(self, classifier: CNN, detectors: dict[str, Detector], detector: str,
+                 accept: float = 0.95, class_names: list[str] | None = None):
+        if detector not in detectors:
+            raise InputError(f"guard detector {detector!r} is not among {sorted(detectors)}")
+        self.classifier = classifier
+        self.detectors = detectors
+        self.detector = detector
+        self.accept = accept
+        self.class_names = class_names or [str(i) for i in range(classifier.config.num_classes)]
+
+    def scores(self, images, names=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every (or the named) detector's scores and the classifier's logits, one forward pass."""
+        images = as_images(images)
+        views = compute_views(self.classifier, images)
+        names = list(self.detectors) if names is None else names
+        out = {n: np.asarray(self.detectors[n].score_samples(views[self.detectors[n].input]), np.float64)
+               for n in names}
+        return out, views["logits"]
+
+    def calibrate(self, images) -> "Guard":
+        s, _ = self.scores(images, [self.detector])
+        self.threshold_ = threshold_at(s[self.detector], self.accept)
+        return self
+
+    def decide(self, primary_scores: np.ndarray) -> np.ndarray:
+        """Boolean accept mask for scores of the guard's detector."""
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError("guard is not calibrated; call calibrate() on validation images")
+        return np.asarray(primary_scores) >= self.threshold_
+
+    def check(self, images) -> list[Verdict]:
+        scores, logits = self.scores(images)
+        probs = softmax(logits.astype(np.float64), axis=1)
+        ok = self.decide(scores[self.detector])
+        out = []
+        for i in range(len(probs)):
+            s = scores[self.detector][i]
+            rel = "at or above" if ok[i] else "below"
+            reason = (f"{self.detector} score {s:.4g} {rel} threshold {self.threshold_:.4g} "
+                      f"(accepts {self.accept:.0%} of validation images)")
+            label = int(probs[i].argmax())
+            out.append(Verdict(label, self.class_names[label], float(probs[i].max()),
+                               "accept" if ok[i] else "abstain", reason,
+                               {n: float(v[i]) for n, v in scores.items()}))
+        return out
+
+    # -- persistence: the classifier and the models are saved by the run; this is the rest --
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        arrays, spec = {}, {}
+        for name, det in self.detectors.items():
+            params = {k: v for k, v in det.get_params().items() if k not in det.model_params}
+            learned = det.learned()
+            spec[name] = {"params": params, "learned": sorted(learned),
+                          "scalars": sorted(k for k, v in learned.items() if v.ndim == 0)}
+            arrays.update({f"{name}.{k}": np.ascontiguousarray(np.atleast_1d(v)) for k, v in learned.items()})
+        with atomic_path(folder / "detectors.safetensors") as tmp:
+            save_file(arrays, str(tmp))
+        write_json(folder / "guard.json", {"detector": self.detector, "accept": self.accept,
+                                           "threshold": getattr(self, "threshold_", None),
+                                           "class_names": self.class_names, "detectors": spec})
+
+    @classmethod
+    def load(cls, folder: str | Path, classifier: CNN, models: dict) -> "Guard":
+        folder = Path(folder)
+        try:
+            spec = json.loads((folder / "guard.json").read_text())
+            arrays = load_file(str(folder / "detectors.safetensors"))
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{folder}: guard files missing or corrupt ({exc}); refit the run") from exc
+        detectors = {}
+        for name, d in spec["detectors"].items():
+            if name not in DETECTORS:
+                raise RunError(f"{folder}: detector {name!r} unknown to this version; refit the run")
+            det = make_detector(name, **d["params"], **{m: models[m] for m in DETECTORS[name].model_params})
+            for key in d["learned"]:
+                value = arrays[f"{name}.{key}"]
+                setattr(det, key, value.item() if key in d["scalars"] else value)
+            det._restore()
+            detectors[name] = det
+        guard = cls(classifier, detectors, spec["detector"], spec["accept"], spec["class_names"])
+        if spec["threshold"] is not None:
+            guard.threshold_ = float(spec["threshold"])
+        return guard

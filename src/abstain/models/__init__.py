@@ -1,0 +1,1 @@
+"""Plain nn.Modules with a frozen dataclass config each."""

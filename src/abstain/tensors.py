@@ -1,0 +1,45 @@
+"""Conversions between user arrays (uint8 0-255 or float 0-1) and model tensors."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+
+def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, 28, 28) uint8 or float in [0, 1] -> float32 tensor (N, 1, 28, 28) in [0, 1]."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        t = torch.from_numpy(x).float().div_(255.0)
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return t.unsqueeze(1).to(device)
+
+
+def as_images(x, what: str = "input") -> np.ndarray:
+    """Validate a user array as N x 28 x 28 images and return uint8 or float32 in [0, 1]."""
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape == (28, 28):
+        x = x[None]
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise InputError(f"{what}: expected shape (N, 28, 28), got {x.shape}")
+    if len(x) == 0:
+        raise InputError(f"{what}: no images (shape {x.shape})")
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype == bool:
+        return x.astype(np.float32)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise InputError(f"{what}: dtype {x.dtype} is not numeric; use uint8 0-255 or float 0-1")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise InputError(f"{what}: contains NaN or infinite values")
+    if x.min() < 0 or x.max() > 1:
+        if np.issubdtype(np.asarray(x).dtype, np.floating) and x.max() <= 255 and x.min() >= 0 \
+                and np.allclose(x, np.round(x)):
+            raise InputError(f"{what}: float values up to {x.max():g}; pass uint8 for 0-255 or scale to 0-1")
+        raise InputError(f"{what}: values must lie in [0, 1] for floats (got {x.min():g}..{x.max():g})")
+    return x
