@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(p)
     p.add_argument("--ood", default=None, help="comma-separated OOD set names (default: the whole suite)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images of each set")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the HTML report")
 
     p = sub.add_parser("score", help="score an N x 28 x 28 .npy array with every detector and the guard")

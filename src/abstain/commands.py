@@ -61,7 +61,7 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate
     run = _load(args.run)
     ood = [s.strip() for s in args.ood.split(",") if s.strip()] if args.ood else None
-    result, sets = evaluate(run, ood, progress=_progress())
+    result, sets = evaluate(run, ood, progress=_progress(), limit=args.limit)
     print(overview(result))
     if args.json:
         _write_json(args.json, result)

@@ -66,7 +66,7 @@ def _fingerprint(run: Run) -> str:
 
 def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
     """Every detector's scores on one set, from the cache when it is fresh."""
-    cache = run.path / "scores" / f"{name}.npz"
+    cache = run.path / "scores" / f"{name}.{len(images)}.npz"
     fp = _fingerprint(run)
     names = list(run.guard.detectors)
     if cache.exists():
@@ -85,25 +85,30 @@ def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
     return SetScores(name, kind, images, logits, scores)
 
 
-def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False) -> tuple[dict, list[SetScores]]:
-    """Returns the JSON-able result and the per-set scores (for plots)."""
+def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
+             limit: int | None = None) -> tuple[dict, list[SetScores]]:
+    """Returns the JSON-able result and the per-set scores (for plots).
+
+    `limit` keeps only the first N images of every set (quick looks and tests)."""
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be a positive number of images, got {limit}")
     data = run.dataset
+    cut = slice(None, limit)
     names = suite_names(run.config.dataset) if not ood else ood
     bar = tqdm(["test", *names], desc="scoring", disable=not progress, leave=False)
     sets = []
     for name in bar:
         bar.set_postfix(set=name)
         if name == "test":
-            sets.append(score_set(run, "test", data.x_test, "in"))
+            sets.append(score_set(run, "test", data.x_test[cut], "in"))
         else:
             images, kind = load_set(name, run)
-            sets.append(score_set(run, name, images, kind))
-    return summarise(run, sets), sets
+            sets.append(score_set(run, name, images[cut], kind))
+    return summarise(run, sets, data.y_test[cut]), sets
 
 
-def summarise(run: Run, sets: list[SetScores]) -> dict:
+def summarise(run: Run, sets: list[SetScores], y_test: np.ndarray) -> dict:
     test, oods = sets[0], sets[1:]
-    data = run.dataset
     probs = softmax(test.logits.astype(np.float64), axis=1)
     guard = run.guard
     results = []
@@ -114,8 +119,8 @@ def summarise(run: Run, sets: list[SetScores]) -> dict:
             results.append({"detector": det, "ood": s.name, "kind": s.kind, **m})
     return {
         "dataset": run.config.dataset,
-        "accuracy": float((probs.argmax(1) == data.y_test).mean()),
-        "ece": ece(probs, data.y_test),
+        "accuracy": float((probs.argmax(1) == y_test).mean()),
+        "ece": ece(probs, y_test),
         "temperature": float(getattr(guard.detectors.get("temperature"), "temperature_", float("nan"))),
         "confidence_table": {s.name: confidence_table(s.max_softmax) for s in sets},
         "guard": {"detector": guard.detector, "threshold": guard.threshold_, "target_accept": guard.accept,

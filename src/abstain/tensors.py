@@ -32,14 +32,16 @@ def as_images(x, what: str = "input") -> np.ndarray:
         return x
     if x.dtype == bool:
         return x.astype(np.float32)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    if np.issubdtype(x.dtype, np.integer):
+        if x.min() < 0 or x.max() > 255:
+            raise InputError(f"{what}: integer values must lie in 0-255 (got {x.min()}..{x.max()})")
+        return x.astype(np.uint8)
+    if not np.issubdtype(x.dtype, np.floating):
         raise InputError(f"{what}: dtype {x.dtype} is not numeric; use uint8 0-255 or float 0-1")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise InputError(f"{what}: contains NaN or infinite values")
     if x.min() < 0 or x.max() > 1:
-        if np.issubdtype(np.asarray(x).dtype, np.floating) and x.max() <= 255 and x.min() >= 0 \
-                and np.allclose(x, np.round(x)):
-            raise InputError(f"{what}: float values up to {x.max():g}; pass uint8 for 0-255 or scale to 0-1")
-        raise InputError(f"{what}: values must lie in [0, 1] for floats (got {x.min():g}..{x.max():g})")
+        raise InputError(f"{what}: float values must lie in 0-1 (got {x.min():g}..{x.max():g}); "
+                         "pass uint8 for 0-255")
     return x

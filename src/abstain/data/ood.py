@@ -139,8 +139,10 @@ def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.Ima
 
 
 def _render_letter(letter: str, font: ImageFont.ImageFont, size: int,
-                   stroke: int, angle: float) -> np.ndarray:
-    """Draw one white letter centred on black, rotate it, and MNIST-ify it."""
+                   stroke: int, angle: float, style: str = "mnistified") -> np.ndarray:
+    """Draw one white letter centred on black, rotate it, then MNIST-ify it
+    (``style="mnistified"``) or fit it to the whole 28x28 frame as notMNIST does
+    (``style="notmnist"``)."""
     side = 2 * size + 4 * stroke
     canvas = Image.new("L", (side, side), 0)
     draw = ImageDraw.Draw(canvas)
@@ -148,11 +150,38 @@ def _render_letter(letter: str, font: ImageFont.ImageFont, size: int,
     xy = ((side - (right - left)) / 2 - left, (side - (bottom - top)) / 2 - top)
     draw.text(xy, letter, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
     rotated = canvas.rotate(angle, resample=Image.Resampling.BILINEAR)
+    if style == "notmnist":
+        return _fill_frame(rotated)
     return mnistify(np.asarray(rotated), invert=False)
 
 
+def _fill_frame(glyph: Image.Image) -> np.ndarray:
+    """Crop to the ink and scale so the longer side spans the full 28 px (notMNIST's framing)."""
+    box = glyph.getbbox()
+    if box is not None:
+        glyph = glyph.crop(box)
+    w, h = glyph.size
+    scale = CANVAS_SIZE / max(w, h)
+    small = glyph.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    canvas = Image.new("L", (CANVAS_SIZE, CANVAS_SIZE), 0)
+    canvas.paste(small, ((CANVAS_SIZE - small.size[0]) // 2, (CANVAS_SIZE - small.size[1]) // 2))
+    arr = np.asarray(canvas, dtype=np.float32)
+    return np.clip(arr * (255.0 / max(arr.max(), 1.0)), 0, 255).astype(np.uint8)
+
+
 def letters(n: int, seed: int = 0, **_: object) -> np.ndarray:
-    """notMNIST-like letters A-J in random installed fonts, MNIST-ified.
+    """notMNIST-like letters A-J: glyphs in random installed fonts filling the 28x28 frame,
+    as in Bulatov's notMNIST (2011). See `letters_mnistified` for the harder variant."""
+    return _letters(n, seed, "notmnist")
+
+
+def letters_mnistified(n: int, seed: int = 0, **_: object) -> np.ndarray:
+    """The same letters put through `mnistify` (20x20 box, centred by mass, like a digit)."""
+    return _letters(n, seed, "mnistified")
+
+
+def _letters(n: int, seed: int, style: str) -> np.ndarray:
+    """Letters A-J in random installed fonts.
 
     Each image has a random letter, font, size (28-64 px), stroke weight
     (0-2 px extra) and rotation (+-15 degrees).
@@ -167,7 +196,7 @@ def letters(n: int, seed: int = 0, **_: object) -> np.ndarray:
         size = int(rng.integers(LETTER_SIZES[0], LETTER_SIZES[1] + 1))
         stroke = int(rng.integers(0, LETTER_MAX_STROKE + 1))
         angle = float(rng.uniform(-LETTER_MAX_ROTATION, LETTER_MAX_ROTATION))
-        images.append(_render_letter(letter, _font(path, size), size, stroke, angle))
+        images.append(_render_letter(letter, _font(path, size), size, stroke, angle, style))
     return _stack(images)
 
 
@@ -234,19 +263,20 @@ def natural_crops(n: int, seed: int = 0, **_: object) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _chicken() -> np.ndarray:
-    """The MNIST-ified `chelsea` photo, computed once and made read-only."""
+    """The MNIST-ified `horse` silhouette, computed once and made read-only."""
     import skimage.data
 
-    image = mnistify(skimage.data.chelsea())
+    image = mnistify(skimage.data.horse())
     image.setflags(write=False)
     return image
 
 
 def chicken_image() -> np.ndarray:
-    """A 28x28 MNIST-ified photo of an animal, standing in for the seed's chicken.
+    """A 28x28 MNIST-ified picture of an animal, standing in for the seed's chicken.
 
-    The project's seed demo shows a classifier a chicken; no chicken photo is
-    bundled offline, so scikit-image's `chelsea` (a cat) plays its part.
+    The seed shows an MNIST classifier a cut-out photo of a chicken; no chicken picture is
+    bundled offline, so scikit-image's `horse` silhouette plays its part (a photo crop such
+    as `chelsea` MNIST-ifies to a grey textured square that no longer reads as an animal).
     Returns a fresh (28, 28) uint8 array.
     """
     return _chicken().copy()
@@ -385,8 +415,10 @@ OOD_SETS: dict[str, OODSpec] = {
         OODSpec("gaussian_noise", "i.i.d. N(0.5, 0.25^2) pixels, clipped, x255",
                 "far", 2000, gaussian_noise),
         OODSpec("uniform_noise", "i.i.d. uniform 0..255 pixels", "far", 2000, uniform_noise),
-        OODSpec("letters", "letters A-J in installed fonts, MNIST-ified (notMNIST-like)",
+        OODSpec("letters", "letters A-J in installed fonts filling the frame (notMNIST-like)",
                 "far", 2000, letters),
+        OODSpec("letters_mnistified", "the same letters MNIST-ified: 20x20 box, centred by mass",
+                "far", 2000, letters_mnistified),
         OODSpec("natural_crops", "random crops of scikit-image's bundled photos, MNIST-ified",
                 "far", 2000, natural_crops),
         OODSpec("sklearn_digits", "scikit-learn's 8x8 digits upscaled to 20x20, centred by mass",

@@ -47,14 +47,15 @@ class _VAEDetector(Detector):
     def score_samples(self, X) -> np.ndarray:
         self.check_fitted()
         X = as_images(X, f"{self.name} scores")
-        out = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            for i in range(0, len(X), self.batch_size):
-                out.append(self._bound(to_tensor(X[i:i + self.batch_size])).double().numpy())
+        # one fixed set of k standard-normal draws, shared by every image: an image's score
+        # depends only on the image, never on its batch or position
+        gen = torch.Generator().manual_seed(self.seed)
+        eps = torch.randn((self.k, self.vae_.config.latent), generator=gen)
+        out = [self._bound(to_tensor(X[i:i + self.batch_size]), eps).double().numpy()
+               for i in range(0, len(X), self.batch_size)]
         return np.concatenate(out)
 
-    def _bound(self, x: torch.Tensor) -> torch.Tensor:
+    def _bound(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -62,8 +63,8 @@ class _VAEDetector(Detector):
 class VAEElbo(_VAEDetector):
     description = "ELBO of a VAE trained on the in-distribution images, averaged over k samples"
 
-    def _bound(self, x):
-        return torch.stack([self.vae_.elbo(x) for _ in range(self.k)]).mean(0)
+    def _bound(self, x, eps):
+        return torch.stack([self.vae_.elbo(x, e) for e in eps]).mean(0)
 
 
 @register("vae_iwae")
@@ -75,5 +76,5 @@ class VAEIwae(_VAEDetector):
             raise InputError("vae_iwae: k must be >= 1")
         super().__init__(vae=vae, k=k, batch_size=batch_size, seed=seed)
 
-    def _bound(self, x):
-        return self.vae_.iwae(x, k=self.k)
+    def _bound(self, x, eps):
+        return self.vae_.iwae(x, k=self.k, eps=eps)

@@ -56,22 +56,31 @@ class ConvVAE(nn.Module):
         """log p(x | z) summed over pixels -> (N,)."""
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
-    def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One-sample ELBO split into distortion (-log p(x|z)) and rate (KL), each (N,)."""
+    def elbo_terms(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One-sample ELBO split into distortion (-log p(x|z)) and rate (KL), each (N,).
+
+        `eps` (latent,) or (N, latent): the standard-normal draw to use; fresh noise when None."""
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        eps = torch.randn_like(mu) if eps is None else eps.to(mu).expand_as(mu)
+        z = mu + eps * (0.5 * logvar).exp()
         distortion = -self.log_likelihood(self.decode(z), x)
         rate = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return {"elbo": -(distortion + rate), "distortion": distortion, "rate": rate}
 
-    def elbo(self, x: torch.Tensor) -> torch.Tensor:
-        return self.elbo_terms(x)["elbo"]
+    def elbo(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        return self.elbo_terms(x, eps)["elbo"]
 
-    def iwae(self, x: torch.Tensor, k: int = 16) -> torch.Tensor:
-        """Importance-weighted bound log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q  -> (N,)."""
+    def iwae(self, x: torch.Tensor, k: int = 16, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """Importance-weighted bound log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q  -> (N,).
+
+        `eps` (k, latent): standard-normal draws shared by every image (so an image's bound
+        does not depend on the rest of its batch); fresh noise when None."""
         mu, logvar = self.encode(x)
         std = (0.5 * logvar).exp()
-        eps = torch.randn((k, *mu.shape), device=x.device, dtype=x.dtype)
+        if eps is None:
+            eps = torch.randn((k, *mu.shape), device=x.device, dtype=x.dtype)
+        else:
+            eps = eps.to(mu)[:, None, :].expand(k, *mu.shape)
         z = mu + eps * std                                               # (k, N, z)
         logits = self.decode(z.flatten(0, 1))                            # (k*N, 1, 28, 28)
         log_px_z = self.log_likelihood(logits, x.repeat(k, 1, 1, 1)).view(k, -1)

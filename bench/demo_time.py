@@ -1,0 +1,61 @@
+"""Time `make demo` from a fresh clone (install included), then again with the run cached.
+
+Usage: python bench/demo_time.py [--keep]
+Clones this repository (HEAD) into a temporary folder, runs `make demo` there with an empty
+$ABSTAIN_HOME (the dataset cache is rebuilt from the installed sources), then runs it a second
+time. Prints the two wall times and writes bench/results/demo_time.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str], cwd: Path, env: dict, log: Path) -> float:
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="abstain-bench-"))
+    clone = work / "abstain"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {**os.environ, "ABSTAIN_HOME": str(work / "home"), "ABSTAIN_NO_PROGRESS": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    first = timed(["make", "demo"], clone, env, work / "first.log")
+    second = timed(["make", "demo"], clone, env, work / "second.log")
+    result = {"fresh_clone_seconds": round(first, 1), "cached_seconds": round(second, 1),
+              "budget_fresh_seconds": 600, "budget_cached_seconds": 60,
+              "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+              "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                       text=True).stdout.strip()}
+    tail = (work / "first.log").read_text().splitlines()[-40:]
+    print("\n".join(tail))
+    print(json.dumps(result, indent=2))
+    out = ROOT / "bench" / "results" / "demo_time.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""One self-contained HTML report of an evaluated run (the seed's demo, redone and extended).
+
+Usage::
+
+    result, sets = evaluate(run, ["fashion_mnist", "gaussian_noise"])
+    build_report(run, result, sets, "report.html")
+
+The page has inline CSS and every figure embedded as a base64 PNG, so it can be mailed or
+archived as one file. It is written atomically: a temporary file in the same folder is renamed
+onto the target only once it is complete.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_text
+from ..errors import InputError
+from . import data, html, plots
+
+log = logging.getLogger(__name__)
+
+__all__ = ["build_report"]
+
+
+def _check(result: dict, sets: list) -> None:
+    if not sets or sets[0].name != "test":
+        raise InputError("build_report: sets[0] must be the in-distribution 'test' set from evaluate()")
+    missing = {"dataset", "accuracy", "ece", "guard", "confidence_table", "results"} - set(result)
+    if missing:
+        raise InputError(f"build_report: result lacks {sorted(missing)}; pass evaluate()'s result")
+
+
+def _chicken_section(run) -> str:
+    ch = data.chicken(run)
+    names = run.guard.class_names
+    label = int(ch.probs.argmax())
+    return html.chicken(plots.image_png(ch.image), plots.softmax_bars(ch.probs, names),
+                        names[label], float(ch.probs[label]), ch.verdict)
+
+
+def _strips_section(run, result: dict, sets: list) -> str:
+    test, partner = sets[0], data.strip_partner(sets)
+    if partner is None:
+        return html.strips(None, test.name, None)
+    auroc = {(r["detector"], r["ood"]): r["auroc"] for r in result["results"]}
+    rows = []
+    for det in data.strip_detectors(run.guard.detector, test.scores):
+        title = f"{det}\nAUROC {auroc.get((det, partner.name), float('nan')):.3f}"
+        rows.append((title, test.scores[det], partner.scores[det]))
+    png = plots.sorted_strips(rows, f"{test.name} ({result['dataset']})", partner.name)
+    return html.strips(png, f"{test.name} ({result['dataset']})", partner.name)
+
+
+def _roc_section(run, result: dict, sets: list) -> str:
+    test, oods = sets[0], sets[1:]
+    det = run.guard.detector
+    if not oods:
+        return html.roc_and_histograms(None, None, det, result["guard"]["threshold"])
+    roc_png = plots.roc_panels(test.scores, [(s.name, s.scores) for s in oods], det)
+    hist_png = plots.score_histograms(det, test.scores[det], [(s.name, s.scores[det]) for s in oods],
+                                      result["guard"]["threshold"])
+    return html.roc_and_histograms(roc_png, hist_png, det, result["guard"]["threshold"])
+
+
+def _grid_png(examples: list) -> bytes | None:
+    if not examples:
+        return None
+    return plots.image_grid(np.stack([e.image for e in examples]), [e.title for e in examples],
+                            [e.colour for e in examples])
+
+
+def _examples_section(run, sets: list) -> str:
+    test, oods = sets[0], sets[1:]
+    grids = [("Test images accepted", "In-distribution images the guard lets through.",
+              data.in_examples(run, test, accepted=True)),
+             ("Test images abstained on: the guard's false rejections",
+              "These ARE in-distribution test images: every one shown here is a false rejection "
+              "(the price of the threshold, about 1 - the calibrated acceptance rate).",
+              data.in_examples(run, test, accepted=False))]
+    if oods:
+        grids += [("OOD images accepted: the guard's misses",
+                   "Out-of-distribution images the guard wrongly lets through (set name on top).",
+                   data.ood_examples(run, oods, accepted=True)),
+                  ("OOD images abstained on", "Out-of-distribution images correctly refused.",
+                   data.ood_examples(run, oods, accepted=False))]
+    return html.examples([(title, note, _grid_png(ex)) for title, note, ex in grids])
+
+
+def _reconstruction_section(run, sets: list) -> str:
+    pairs = data.reconstructions(run, data.reconstruction_items(run, sets, data.chicken_image()))
+    return html.reconstructions(plots.reconstruction_pairs(pairs), run.guard.detector)
+
+
+def render(run, result: dict, sets: list) -> str:
+    """The report as an HTML string."""
+    _check(result, sets)
+    parts = [html.header(str(run.path), result), _chicken_section(run),
+             html.confidence_table(result["confidence_table"]),
+             html.results(result["results"], run.guard.detector),
+             _strips_section(run, result, sets), _roc_section(run, result, sets),
+             _examples_section(run, sets), _reconstruction_section(run, sets)]
+    return html.page(f"abstain report: {result['dataset']}", "\n".join(parts))
+
+
+def build_report(run, result: dict, sets: list, out: str | Path) -> Path:
+    """Write the report for `run` (with evaluate()'s `result` and `sets`) to `out`; return its path."""
+    out = Path(out)
+    start = time.perf_counter()
+    text = render(run, result, sets)
+    write_text(out, text)
+    log.info("wrote report %s (%.0f kB) in %.1f s", out, out.stat().st_size / 1024,
+             time.perf_counter() - start)
+    return out

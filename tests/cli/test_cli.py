@@ -1,0 +1,119 @@
+"""CLI: every command documented, bad input -> one line and exit 2, outputs in input order."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from abstain.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commands():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices
+
+
+def test_every_command_has_help_and_is_in_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name, p in _commands().items():
+        assert p.description or p.format_help().strip(), name
+        assert f"abstain {name}" in readme, f"`abstain {name}` missing from README"
+        help_text = next(a.help for a in build_parser()._subparsers._group_actions[0]._choices_actions
+                         if a.dest == name)
+        assert help_text and len(help_text) > 10
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("abstain: error:"), err
+    return err[0]
+
+
+def test_score_writes_json_in_input_order(tiny_run, mnist, tmp_path, capsys):
+    x = mnist.x_test[:5]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["score", "--run", str(tiny_run.path), "--input", str(tmp_path / "x.npy"),
+                 "--json", str(tmp_path / "out.json")]) == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["detectors"] == list(tiny_run.guard.detectors)
+    expected = [v.label for v in tiny_run.guard.check(x)]
+    assert [im["class"] for im in out["images"]] == expected
+    # float 0-1 input gives the same answer as uint8 0-255
+    np.save(tmp_path / "xf.npy", x.astype(np.float32) / 255)
+    assert main(["score", "--run", str(tiny_run.path), "--input", str(tmp_path / "xf.npy"),
+                 "--json", str(tmp_path / "outf.json")]) == 0
+    outf = json.loads((tmp_path / "outf.json").read_text())
+    assert [im["class"] for im in outf["images"]] == expected
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: np.save(p, np.zeros((3, 27, 28), np.uint8)), "expected shape"),
+    (lambda p: np.save(p, np.full((2, 28, 28), np.nan, np.float32)), "NaN"),
+    (lambda p: np.save(p, np.zeros((0, 28, 28), np.uint8)), "no images"),
+    (lambda p: p.write_bytes(b"\x93NUMPY garbage"), "not a readable .npy"),
+    (lambda p: p.write_bytes(b""), "not a readable .npy"),
+    (lambda p: np.save(p, np.full((2, 28, 28), 3.0, np.float32)), "must lie in 0-1"),
+    (lambda p: None, "no such file"),
+])
+def test_score_bad_input(tiny_run, tmp_path, capsys, make, message):
+    path = tmp_path / "bad.npy"
+    make(path)
+    out = tmp_path / "out.json"
+    assert main(["score", "--run", str(tiny_run.path), "--input", str(path), "--json", str(out)]) == 2
+    assert message in _err_line(capsys)
+    assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_check_images(tiny_run, mnist, tmp_path, capsys):
+    digit = 255 - mnist.x_test[0]                      # black ink on white paper, like a scan
+    Image.fromarray(digit).resize((140, 140)).save(tmp_path / "seven.png")
+    assert main(["check", "--run", str(tiny_run.path), str(tmp_path / "seven.png"),
+                 "--json", str(tmp_path / "v.json")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.search(r"seven\.png: (ACCEPT|ABSTAIN)\s+class 7", line), line
+    assert json.loads((tmp_path / "v.json").read_text())[0]["class"] == 7
+
+
+def test_check_corrupt_image(tiny_run, tmp_path, capsys):
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    assert main(["check", "--run", str(tiny_run.path), str(tmp_path / "x.png")]) == 2
+    _err_line(capsys)
+
+
+def test_missing_run_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.uint8))
+    assert main(["score", "--run", str(tmp_path / "none"), "--input", str(tmp_path / "x.npy"),
+                 "--json", str(tmp_path / "o.json")]) == 2
+    assert "abstain fit" in _err_line(capsys)
+
+
+def test_eval_json_schema(tiny_run, tmp_path, capsys):
+    assert main(["eval", "--run", str(tiny_run.path), "--ood", "uniform_noise,letters", "--limit", "500",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert 0.9 < res["accuracy"] <= 1 and set(res["confidence_table"]) == {"test", "uniform_noise", "letters"}
+    keys = {"detector", "ood", "auroc", "aupr_in", "aupr_out", "fpr95"}
+    assert all(keys <= set(r) for r in res["results"])
+    assert len(res["results"]) == 2 * len(tiny_run.guard.detectors)
+    assert "AUROC" in capsys.readouterr().out
+
+
+def test_eval_unknown_ood_set(tiny_run, capsys):
+    assert main(["eval", "--run", str(tiny_run.path), "--ood", "cifar"]) == 2
+    assert "known:" in _err_line(capsys)
+
+
+def test_console_script_no_traceback(tmp_path):
+    exe = Path(sys.executable).parent / "abstain"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "abstain.cli"]
+    r = subprocess.run([*cmd, "score", "--run", str(tmp_path), "--input", str(tmp_path / "nope.npy"),
+                        "--json", str(tmp_path / "o.json")], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0
