@@ -20,6 +20,8 @@ def _add_run(p, required=True):
 
 def build_parser() -> argparse.ArgumentParser:
     from .detectors import DETECTORS
+    from .run import RunConfig
+    base = RunConfig()
     parser = argparse.ArgumentParser(prog="abstain", description="Make image classifiers know what they don't know.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -31,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="train the classifier and VAE, fit every detector, calibrate the guard")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"], help="training data")
     _add_run(p)
-    p.add_argument("--detector", default="vae_elbo", choices=sorted(DETECTORS), help="the guard's detector")
-    p.add_argument("--accept", type=float, default=0.95, help="share of validation images the guard accepts")
-    p.add_argument("--epochs", type=int, default=6, help="classifier epochs")
-    p.add_argument("--vae-epochs", type=int, default=8, help="VAE epochs")
+    p.add_argument("--detector", default=base.detector, choices=sorted(DETECTORS), help="the guard's detector")
+    p.add_argument("--accept", type=float, default=base.accept, help="share of validation images the guard accepts")
+    p.add_argument("--epochs", type=int, default=base.classifier_train.epochs, help="classifier epochs")
+    p.add_argument("--vae-epochs", type=int, default=base.vae_train.epochs, help="VAE epochs")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
     p.add_argument("--force", action="store_true", help="delete DIR and refit from scratch")
 
     p = sub.add_parser("eval", help="evaluate a run on the test set and the OOD suite")

@@ -95,6 +95,9 @@ def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
     data = run.dataset
     cut = slice(None, limit)
     names = suite_names(run.config.dataset) if not ood else ood
+    for name in names:                       # unknown names fail before any scoring
+        if name not in OTHER_DATASET and name not in OOD_SETS:
+            raise InputError(f"unknown OOD set {name!r}; known: {', '.join(suite_names(run.config.dataset))}")
     bar = tqdm(["test", *names], desc="scoring", disable=not progress, leave=False)
     sets = []
     for name in bar:

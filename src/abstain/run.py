@@ -42,7 +42,7 @@ class RunConfig:
     classifier: ClassifierConfig = ClassifierConfig()
     vae: VAEConfig = VAEConfig()
     classifier_train: TrainConfig = TrainConfig(epochs=6, lr=3e-3, shift=2)
-    vae_train: TrainConfig = TrainConfig(epochs=8, lr=2e-3, shift=0)
+    vae_train: TrainConfig = TrainConfig(epochs=6, lr=2e-3, shift=0)
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "detector": self.detector, "accept": self.accept,
@@ -84,7 +84,7 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
     elif (folder / "run.json").exists():
         try:
             run = load_run(folder)
-            if run.config == config:
+            if run.config == config and set(run.guard.detectors) == set(DETECTORS):
                 log.info("reusing the fitted run in %s", folder)
                 return run
         except RunError as exc:

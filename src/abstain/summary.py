@@ -5,17 +5,18 @@ SEED_CONFIDENCE = {">0.99": 0.634, ">0.95": 0.743, ">0.75": 0.889}   # seed 000,
 
 
 def results_table(result: dict, metric: str = "auroc") -> str:
-    """Rows = detectors, columns = OOD sets; the guard's detector marked with '*'."""
+    """Rows = OOD sets, columns = detectors; the guard's detector marked with '*'."""
     rows = result["results"]
     sets = list(dict.fromkeys(r["ood"] for r in rows))
     dets = list(dict.fromkeys(r["detector"] for r in rows))
     cell = {(r["detector"], r["ood"]): r[metric] for r in rows}
-    width = max(8, *(len(s) for s in sets))
-    head = f"{metric.upper():<14}" + "".join(f"{s:>{width + 1}}" for s in sets)
+    names = [d + ("*" if d == result["guard"]["detector"] else "") for d in dets]
+    width = max(7, *(len(n) for n in names)) + 1
+    first = max(len(metric) + 1, *(len(s) for s in sets)) + 1
+    head = f"{metric.upper():<{first}}" + "".join(f"{n:>{width}}" for n in names)
     lines = [head, "-" * len(head)]
-    for d in dets:
-        mark = "*" if d == result["guard"]["detector"] else " "
-        lines.append(f"{d + mark:<14}" + "".join(f"{cell[(d, s)]:>{width + 1}.4f}" for s in sets))
+    for s in sets:
+        lines.append(f"{s:<{first}}" + "".join(f"{cell[(d, s)]:>{width}.4f}" for d in dets))
     return "\n".join(lines)
 
 
@@ -23,8 +24,8 @@ def confidence_lines(result: dict) -> str:
     table = result["confidence_table"]
     lines = ["share of each set with max softmax above 0.99 / 0.95 / 0.75:"]
     for name, row in table.items():
-        lines.append(f"  {name:<16}" + " / ".join(f"{100 * v:5.1f}%" for v in row.values()))
-    lines.append(f"  {'seed 000 (FMNIST)':<16}" + " / ".join(f"{100 * v:5.1f}%" for v in SEED_CONFIDENCE.values()))
+        lines.append(f"  {name:<19}" + " / ".join(f"{100 * v:5.1f}%" for v in row.values()))
+    lines.append(f"  {'seed 000 (FMNIST)':<19}" + " / ".join(f"{100 * v:5.1f}%" for v in SEED_CONFIDENCE.values()))
     return "\n".join(lines)
 
 

@@ -1,0 +1,124 @@
+"""White-box evasion attacks for any torch classifier (x in [0, 1] -> logits), batched and seeded.
+
+FGSM (Goodfellow et al. 2015), BIM (Kurakin et al. 2017), PGD with a random start in the
+L-infinity ball and PGD in the L2 ball (Madry et al. 2018). All are untargeted: they raise the
+cross-entropy of the true label and keep x_adv in [0, 1] and within eps of x.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import InputError
+from .tensors import as_images, to_tensor
+
+ATTACKS = ("fgsm", "bim", "pgd", "pgd_l2")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    name: str = "pgd"
+    eps: float = 0.3
+    steps: int = 40                 # bim / pgd / pgd_l2
+    step_size: float | None = None  # default 2.5 * eps / steps
+    restarts: int = 1               # pgd / pgd_l2: keep, per image, the first restart that fools
+    seed: int = 0
+    batch_size: int = 500
+
+    def __post_init__(self):
+        if self.name not in ATTACKS:
+            raise InputError(f"unknown attack {self.name!r}; known: {', '.join(ATTACKS)}")
+        if not self.eps > 0:
+            raise InputError(f"attack eps must be positive, got {self.eps}")
+        if self.steps < 1 or self.restarts < 1:
+            raise InputError("attack steps and restarts must be at least 1")
+
+
+def _grad(model, x, y) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y, reduction="sum")
+    return torch.autograd.grad(loss, x)[0]
+
+
+def _l2_normalise(g: torch.Tensor) -> torch.Tensor:
+    return g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+
+
+def _project(x_adv, x, eps, norm: str) -> torch.Tensor:
+    delta = x_adv - x
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        n = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        delta = delta * torch.clamp(eps / n.clamp_min(1e-12), max=1.0)
+    return (x + delta).clamp(0, 1)
+
+
+def _iterate(model, x, y, cfg: AttackConfig, norm: str, start: torch.Tensor) -> torch.Tensor:
+    step = cfg.step_size or 2.5 * cfg.eps / cfg.steps
+    x_adv = start
+    for _ in range(cfg.steps):
+        g = _grad(model, x_adv, y)
+        direction = g.sign() if norm == "linf" else _l2_normalise(g)
+        x_adv = _project(x_adv + step * direction, x, cfg.eps, norm)
+    return x_adv.detach()
+
+
+def _random_start(x, eps, norm: str, gen: torch.Generator) -> torch.Tensor:
+    if norm == "linf":
+        noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
+    else:
+        d = torch.randn(x.shape, generator=gen)
+        r = torch.rand((len(x), 1, 1, 1), generator=gen) ** (1 / x[0].numel())
+        noise = _l2_normalise(d) * r * eps
+    return (x + noise.to(x)).clamp(0, 1)
+
+
+def attack_batch(model: Callable, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig,
+                 gen: torch.Generator) -> torch.Tensor:
+    if cfg.name == "fgsm":
+        return (x + cfg.eps * _grad(model, x, y).sign()).clamp(0, 1).detach()
+    if cfg.name == "bim":
+        return _iterate(model, x, y, cfg, "linf", x.clone())
+    norm = "linf" if cfg.name == "pgd" else "l2"
+    best, fooled = None, None
+    for _ in range(cfg.restarts):
+        adv = _iterate(model, x, y, cfg, norm, _random_start(x, cfg.eps, norm, gen))
+        with torch.no_grad():
+            now = model(adv).argmax(1) != y
+        if best is None:
+            best, fooled = adv, now
+        else:                                    # keep the first restart that fools each image
+            take = now & ~fooled
+            best[take] = adv[take]
+            fooled |= now
+    return best
+
+
+def attack(model: torch.nn.Module, images, labels, cfg: AttackConfig, progress: bool = False) -> np.ndarray:
+    """Adversarial versions of `images` (N, 28, 28) as float32 in [0, 1]."""
+    images = as_images(images, "attack input")
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"labels: expected {len(images)} integer labels, got shape {labels.shape} {labels.dtype}")
+    model.eval()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = []
+    for i in tqdm(range(0, len(images), cfg.batch_size), desc=f"{cfg.name} eps={cfg.eps:g}",
+                  disable=not progress, leave=False):
+        x = to_tensor(images[i:i + cfg.batch_size])
+        y = torch.as_tensor(labels[i:i + cfg.batch_size], dtype=torch.long)
+        out.append(attack_batch(model, x, y, cfg, gen)[:, 0].numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images, batch_size: int = 1000) -> np.ndarray:
+    images = as_images(images)
+    return np.concatenate([model(to_tensor(images[i:i + batch_size])).argmax(1).numpy()
+                           for i in range(0, len(images), batch_size)])
