@@ -61,7 +61,8 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate
     run = _load(args.run)
     ood = [s.strip() for s in args.ood.split(",") if s.strip()] if args.ood else None
-    result, sets = evaluate(run, ood, progress=_progress(), limit=args.limit)
+    result, sets = evaluate(run, ood, progress=_progress(), limit=args.limit, attacks=args.attacks,
+                            attack_steps=args.attack_steps)
     print(overview(result))
     if args.json:
         _write_json(args.json, result)
@@ -82,6 +83,28 @@ def load_npy(path: Path) -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         raise InputError(f"{path}: expected a single .npy array, not an archive")
     return as_images(arr, str(path))
+
+
+def cmd_attack(args) -> int:
+    from .atomic import atomic_path
+    from .attacks import AttackConfig, attack, predict
+    images = load_npy(args.input)
+    try:
+        labels = np.load(args.labels, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{args.labels}: not a readable .npy array ({exc})") from exc
+    cfg = AttackConfig(name=args.attack, eps=args.eps, steps=args.steps, restarts=args.restarts, seed=args.seed)
+    run = _load(args.run)
+    adv = attack(run.classifier, images, labels, cfg, progress=_progress())
+    fooled = float(np.mean(predict(run.classifier, adv) != labels))
+    try:
+        with atomic_path(args.out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, adv)
+    except OSError as exc:
+        raise InputError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+    print(f"{args.attack} eps={args.eps:g}: {len(adv)} images, success rate {100 * fooled:.1f}%; wrote {args.out}")
+    return 0
 
 
 def cmd_score(args) -> int:

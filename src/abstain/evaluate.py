@@ -1,43 +1,24 @@
-"""Evaluate a run: accuracy, calibration, and every detector against every OOD set.
-
-Scores are cached per set under RUN/scores/ (keyed by a fingerprint of the run's guard and
-checkpoints), so a second evaluation of the same run costs seconds.
-"""
+"""Evaluate a run: accuracy, calibration, and every detector against every failure source:
+OOD sets, the classifier's own test-set mistakes and (optionally) adversarial inputs."""
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy.special import softmax
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
 from .data.datasets import load_dataset
 from .data.ood import OOD_SETS, make_ood
 from .errors import InputError
+from .failures import attack_rows, mistake_rows
 from .metrics import all_metrics, confidence_table, ece, mann_whitney_p
 from .run import Run
+from .scoring import SetScores, score_set
 
 log = logging.getLogger(__name__)
 
 OTHER_DATASET = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
-N_PER_SET_DEFAULT = None  # each OOD set's own default size
-
-
-@dataclass
-class SetScores:
-    name: str
-    kind: str                       # "in", "far", "shift", "transform", "dataset"
-    images: np.ndarray
-    logits: np.ndarray
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def max_softmax(self) -> np.ndarray:
-        return softmax(self.logits.astype(np.float64), axis=1).max(1)
 
 
 def suite_names(dataset: str) -> list[str]:
@@ -57,39 +38,12 @@ def load_set(name: str, run: Run) -> tuple[np.ndarray, str]:
     return make_ood(name, seed=0, base=data.x_test), spec.kind
 
 
-def _fingerprint(run: Run) -> str:
-    h = hashlib.sha256()
-    for f in ("guard.json", "detectors.safetensors", "classifier.safetensors", "vae.safetensors"):
-        h.update((run.path / f).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
-    """Every detector's scores on one set, from the cache when it is fresh."""
-    cache = run.path / "scores" / f"{name}.{len(images)}.npz"
-    fp = _fingerprint(run)
-    names = list(run.guard.detectors)
-    if cache.exists():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                if str(z["fingerprint"]) == fp and len(z["logits"]) == len(images) and \
-                        all(f"score_{n}" in z for n in names):
-                    return SetScores(name, kind, images, z["logits"], {n: z[f"score_{n}"] for n in names})
-        except (OSError, ValueError, KeyError):
-            log.warning("ignoring unreadable score cache %s", cache)
-    scores, logits = run.guard.scores(images)
-    with atomic_path(cache) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, fingerprint=np.array(fp), logits=logits,
-                     **{f"score_{n}": v for n, v in scores.items()})
-    return SetScores(name, kind, images, logits, scores)
-
-
 def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
-             limit: int | None = None) -> tuple[dict, list[SetScores]]:
+             limit: int | None = None, attacks: int = 0, attack_steps: int = 20) -> tuple[dict, list[SetScores]]:
     """Returns the JSON-able result and the per-set scores (for plots).
 
-    `limit` keeps only the first N images of every set (quick looks and tests)."""
+    `limit` keeps only the first N images of every set (quick looks and tests); `attacks`
+    attacks that many correctly classified test images with every attack of the grid."""
     if limit is not None and limit < 1:
         raise InputError(f"limit must be a positive number of images, got {limit}")
     data = run.dataset
@@ -107,7 +61,15 @@ def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
         else:
             images, kind = load_set(name, run)
             sets.append(score_set(run, name, images[cut], kind))
-    return summarise(run, sets, data.y_test[cut]), sets
+    result = summarise(run, sets, data.y_test[cut])
+    result["results"] += mistake_rows(run, sets[0], data.y_test[cut])
+    if attacks:
+        rows, adv_sets = attack_rows(run, sets[0], data.y_test[cut], n=attacks, steps=attack_steps,
+                                     progress=progress)
+        result["results"] += rows
+        result["attacks"] = {"n_attacked": attacks, "steps": attack_steps,
+                             "success_rate": {r["ood"]: r["success_rate"] for r in rows}}
+    return result, sets
 
 
 def summarise(run: Run, sets: list[SetScores], y_test: np.ndarray) -> dict:

@@ -95,7 +95,7 @@ class Guard:
         for name, det in self.detectors.items():
             params = {k: v for k, v in det.get_params().items() if k not in det.model_params}
             learned = det.learned()
-            spec[name] = {"params": params, "learned": sorted(learned),
+            spec[name] = {"detector": det.name, "params": params, "learned": sorted(learned),
                           "scalars": sorted(k for k, v in learned.items() if v.ndim == 0)}
             arrays.update({f"{name}.{k}": np.ascontiguousarray(np.atleast_1d(v)) for k, v in learned.items()})
         with atomic_path(folder / "detectors.safetensors") as tmp:
@@ -114,9 +114,10 @@ class Guard:
             raise RunError(f"{folder}: guard files missing or corrupt ({exc}); refit the run") from exc
         detectors = {}
         for name, d in spec["detectors"].items():
-            if name not in DETECTORS:
-                raise RunError(f"{folder}: detector {name!r} unknown to this version; refit the run")
-            det = make_detector(name, **d["params"], **{m: models[m] for m in DETECTORS[name].model_params})
+            kind = d.get("detector", name)
+            if kind not in DETECTORS:
+                raise RunError(f"{folder}: detector {kind!r} unknown to this version; refit the run")
+            det = make_detector(kind, **d["params"], **{m: models[m] for m in DETECTORS[kind].model_params})
             for key in d["learned"]:
                 value = arrays[f"{name}.{key}"]
                 setattr(det, key, value.item() if key in d["scalars"] else value)

@@ -34,6 +34,9 @@ from .views import compute_views
 log = logging.getLogger(__name__)
 
 
+DEFAULT_VARIANTS = {"gmm_k10": {"detector": "gmm", "n_components": 10}}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     dataset: str = "mnist"
@@ -43,12 +46,27 @@ class RunConfig:
     vae: VAEConfig = VAEConfig()
     classifier_train: TrainConfig = TrainConfig(epochs=6, lr=3e-3, shift=2)
     vae_train: TrainConfig = TrainConfig(epochs=6, lr=2e-3, shift=0)
+    #: extra named instances of registered detectors with other hyperparameters,
+    #: {instance name: {"detector": registry name, **params}}; every registered detector is
+    #: always fitted with its defaults under its own name
+    variants: dict = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
+
+    def instances(self) -> dict[str, tuple[str, dict]]:
+        """{instance name: (registry name, params)} for every detector the run fits."""
+        out = {name: (name, {}) for name in DETECTORS}
+        for name, spec in self.variants.items():
+            spec = dict(spec)
+            det = spec.pop("detector", None)
+            if det not in DETECTORS:
+                raise InputError(f"variant {name!r}: unknown detector {det!r}")
+            out[name] = (det, spec)
+        return out
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "detector": self.detector, "accept": self.accept,
                 "classifier": config_to_dict(self.classifier), "vae": config_to_dict(self.vae),
                 "classifier_train": config_to_dict(self.classifier_train),
-                "vae_train": config_to_dict(self.vae_train)}
+                "vae_train": config_to_dict(self.vae_train), "variants": self.variants}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
@@ -56,7 +74,8 @@ class RunConfig:
                    classifier=config_from_dict(ClassifierConfig, d["classifier"]),
                    vae=config_from_dict(VAEConfig, d["vae"]),
                    classifier_train=config_from_dict(TrainConfig, d["classifier_train"]),
-                   vae_train=config_from_dict(TrainConfig, d["vae_train"]))
+                   vae_train=config_from_dict(TrainConfig, d["vae_train"]),
+                   variants=d.get("variants", {}))
 
 
 @dataclass
@@ -77,14 +96,14 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
             force: bool = False) -> Run:
     """Train (or reuse) the classifier and VAE, fit every detector, calibrate the guard."""
     folder = Path(folder)
-    if config.detector not in DETECTORS:
-        raise InputError(f"unknown detector {config.detector!r}; known: {', '.join(sorted(DETECTORS))}")
+    if config.detector not in config.instances():
+        raise InputError(f"unknown detector {config.detector!r}; known: {', '.join(sorted(config.instances()))}")
     if force and folder.exists():
         shutil.rmtree(folder)
     elif (folder / "run.json").exists():
         try:
             run = load_run(folder)
-            if run.config == config and set(run.guard.detectors) == set(DETECTORS):
+            if run.config == config and set(run.guard.detectors) == set(config.instances()):
                 log.info("reusing the fitted run in %s", folder)
                 return run
         except RunError as exc:
@@ -148,8 +167,9 @@ def fit_guard(classifier: CNN, vae: ConvVAE, data: Dataset, config: RunConfig) -
     models = {"vae": vae}
     views = {split: compute_views(classifier, data.split(split)[0]) for split in ("train", "val")}
     detectors = {}
-    for name, cls in DETECTORS.items():
-        det = make_detector(name, **{m: models[m] for m in cls.model_params})
+    for name, (kind, params) in config.instances().items():
+        cls = DETECTORS[kind]
+        det = make_detector(kind, **params, **{m: models[m] for m in cls.model_params})
         split = cls.fit_split
         det.fit(views[split][cls.input], data.split(split)[1])
         detectors[name] = det

@@ -29,6 +29,15 @@ def confidence_lines(result: dict) -> str:
     return "\n".join(lines)
 
 
+def attack_lines(result: dict) -> str:
+    if "attacks" not in result:
+        return ""
+    a = result["attacks"]
+    rates = ", ".join(f"{k} {100 * v:.0f}%" for k, v in a["success_rate"].items())
+    return (f"\nattacks on {a['n_attacked']} correctly classified test images "
+            f"({a['steps']} steps for the iterative ones); success rates: {rates}\n")
+
+
 def overview(result: dict) -> str:
     g = result["guard"]
     acc = ", ".join(f"{k} {100 * v:.1f}%" for k, v in g["accepted"].items())
@@ -36,4 +45,6 @@ def overview(result: dict) -> str:
             f"guard: {g['detector']} >= {g['threshold']:.4g} (set to accept {100 * g['target_accept']:.0f}% "
             f"of validation images)\naccepted: {acc}\n\n{confidence_lines(result)}\n\n"
             f"{results_table(result, 'auroc')}\n\n{results_table(result, 'fpr95')}\n"
-            "FPR95 = share of OOD inputs accepted when 95% of test digits are accepted. * = guard's detector")
+            "FPR95 = share of OOD inputs accepted when 95% of test digits are accepted. * = guard's detector\n"
+            "mistakes: positives = correctly classified test images, negatives = misclassified ones"
+            + attack_lines(result))

@@ -101,7 +101,9 @@ def test_eval_json_schema(tiny_run, tmp_path, capsys):
     assert 0.9 < res["accuracy"] <= 1 and set(res["confidence_table"]) == {"test", "uniform_noise", "letters"}
     keys = {"detector", "ood", "auroc", "aupr_in", "aupr_out", "fpr95"}
     assert all(keys <= set(r) for r in res["results"])
-    assert len(res["results"]) == 2 * len(tiny_run.guard.detectors)
+    # two OOD sets plus the classifier's own mistakes, every detector
+    assert len(res["results"]) == 3 * len(tiny_run.guard.detectors)
+    assert {r["ood"] for r in res["results"]} == {"uniform_noise", "letters", "mistakes"}
     assert "AUROC" in capsys.readouterr().out
 
 
@@ -117,3 +119,29 @@ def test_console_script_no_traceback(tmp_path):
                         "--json", str(tmp_path / "o.json")], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_attack_command_writes_adversarials(tiny_run, mnist, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", mnist.x_test[:20])
+    np.save(tmp_path / "y.npy", mnist.y_test[:20])
+    args = ["attack", "--run", str(tiny_run.path), "--attack", "pgd", "--eps", "0.3", "--steps", "10",
+            "--input", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--out", str(tmp_path / "a.npy")]
+    assert main(args) == 0
+    adv = np.load(tmp_path / "a.npy")
+    assert adv.shape == (20, 28, 28) and adv.dtype == np.float32
+    assert np.abs(adv - mnist.x_test[:20] / 255).max() <= 0.3 + 1e-6
+    assert "success rate" in capsys.readouterr().out
+    np.save(tmp_path / "y.npy", mnist.y_test[:5])
+    assert main(args) == 2
+    assert "labels" in _err_line(capsys)
+
+
+def test_eval_with_attacks_has_mistakes_and_attack_columns(tiny_run, tmp_path, capsys):
+    assert main(["eval", "--run", str(tiny_run.path), "--ood", "uniform_noise", "--limit", "300",
+                 "--attacks", "40", "--attack-steps", "5", "--json", str(tmp_path / "e.json")]) == 0
+    res = json.loads((tmp_path / "e.json").read_text())
+    cols = {r["ood"] for r in res["results"]}
+    assert {"mistakes", "fgsm@0.3", "pgd@0.3", "pgd_l2@2"} <= cols
+    pgd = next(r for r in res["results"] if r["ood"] == "pgd@0.3")
+    assert pgd["success_rate"] > 0.5 and pgd["n_attacked"] == 40
+    assert res["attacks"]["success_rate"]["pgd@0.3"] == pgd["success_rate"]

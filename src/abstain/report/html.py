@@ -9,8 +9,11 @@ import html
 import math
 
 SEED_FASHION_ROW = {">0.99": 0.634, ">0.95": 0.743, ">0.75": 0.889}
-KIND_ORDER = ("dataset", "far", "transform", "shift")
+KIND_ORDER = ("mistakes", "attack", "dataset", "far", "transform", "shift")
 KIND_TITLES = {
+    "mistakes": "The classifier's own test-set mistakes (positives = correctly classified test images)",
+    "attack": "Adversarial inputs (positives = the clean images; negatives = the adversarial versions "
+              "that fooled the classifier; attack success rate under each column name)",
     "dataset": "Another dataset (its test split)",
     "far": "Far OOD: clearly not digits (noise, letters, photo crops)",
     "transform": "Transformed test images (rotated, inverted, shifted)",
@@ -141,7 +144,10 @@ def _results_table(rows: list[dict], detectors: list[str], sets: list[str], guar
     cell = {(r["detector"], r["ood"]): r for r in rows}
     best = {s: max((cell[(d, s)]["auroc"] for d in detectors if (d, s) in cell), default=None)
             for s in sets}
-    head = _row(['<th class="name">detector</th>'] + [f"<th>{esc(s)}</th>" for s in sets])
+    def title(s: str) -> str:
+        rate = next((r["success_rate"] for r in rows if r["ood"] == s and "success_rate" in r), None)
+        return esc(s) if rate is None else f'{esc(s)}<br><span class="small">success {esc(fmt_pct(rate))}</span>'
+    head = _row(['<th class="name">detector</th>'] + [f"<th>{title(s)}</th>" for s in sets])
     body = []
     for d in detectors:
         cells = [f'<td class="name">{esc(d)}{" (guard)" if d == guard else ""}</td>']

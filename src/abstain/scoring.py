@@ -1,0 +1,59 @@
+"""Scores of every detector on a named set of images, cached under RUN/scores/.
+
+The cache is keyed by a fingerprint of the run's guard and checkpoints, the set's name and
+its size, so a second evaluation of the same run costs seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import softmax
+
+from .atomic import atomic_path
+from .run import Run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SetScores:
+    name: str
+    kind: str                       # "in", "far", "shift", "transform", "dataset"
+    images: np.ndarray
+    logits: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def max_softmax(self) -> np.ndarray:
+        return softmax(self.logits.astype(np.float64), axis=1).max(1)
+
+
+def _fingerprint(run: Run) -> str:
+    h = hashlib.sha256()
+    for f in ("guard.json", "detectors.safetensors", "classifier.safetensors", "vae.safetensors"):
+        h.update((run.path / f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
+    """Every detector's scores on one set, from the cache when it is fresh."""
+    cache = run.path / "scores" / f"{name}.{len(images)}.npz"
+    fp = _fingerprint(run)
+    names = list(run.guard.detectors)
+    if cache.exists():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["fingerprint"]) == fp and len(z["logits"]) == len(images) and \
+                        all(f"score_{n}" in z for n in names):
+                    return SetScores(name, kind, images, z["logits"], {n: z[f"score_{n}"] for n in names})
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable score cache %s", cache)
+    scores, logits = run.guard.scores(images)
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, fingerprint=np.array(fp), logits=logits,
+                     **{f"score_{n}": v for n, v in scores.items()})
+    return SetScores(name, kind, images, logits, scores)
