@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="fit (or reuse) the MNIST run, evaluate it, print the tables, write the report")
     p.add_argument("--run", type=Path, metavar="DIR", help="run directory (default $ABSTAIN_HOME/runs/mnist)")
     p.add_argument("--force", action="store_true", help="refit even if a valid run exists")
+    p.add_argument("--attacks", type=int, default=200, metavar="N",
+                   help="attack N correctly classified test images (FGSM / BIM / PGD / PGD-L2); 0 = skip")
 
     p = sub.add_parser("fit", help="train the classifier and VAE, fit every detector, calibrate the guard")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"], help="training data")
@@ -61,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, type=Path, metavar="X.npy", help="images, uint8 0-255 or float 0-1")
     p.add_argument("--labels", required=True, type=Path, metavar="Y.npy", help="their true labels")
     p.add_argument("--out", required=True, type=Path, metavar="ADV.npy", help="where to write the float32 images")
+
+    p = sub.add_parser("purify", help="move features toward higher gmm density; accuracy before / after")
+    _add_run(p)
+    p.add_argument("--n", type=int, default=500, help="number of test images (clean and attacked)")
+    p.add_argument("--steps", type=int, default=100, help="gradient steps on each feature")
+    p.add_argument("--lr", type=float, default=0.5, help="step size")
+    p.add_argument("--nu", type=float, default=1.0, help="weight of the pull back to the extracted feature")
+    p.add_argument("--attack-steps", type=int, default=20, help="steps of the iterative attacks")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")
 
     p = sub.add_parser("score", help="score an N x 28 x 28 .npy array with every detector and the guard")
     _add_run(p)

@@ -107,6 +107,23 @@ def cmd_attack(args) -> int:
     return 0
 
 
+def cmd_purify(args) -> int:
+    from .purify import PurifyConfig, purification_table
+    if args.n < 1 or args.steps < 1:
+        raise InputError("--n and --steps must be at least 1")
+    run = _load(args.run)
+    table = purification_table(run, n=args.n, cfg=PurifyConfig(steps=args.steps, lr=args.lr, nu=args.nu),
+                               attack_steps=args.attack_steps, progress=_progress())
+    print(f"{'set':<12}{'before':>9}{'after':>9}{'fixed':>7}{'broken':>8}")
+    for name, r in table["results"].items():
+        print(f"{name:<12}{100 * r['accuracy_before']:>8.1f}%{100 * r['accuracy_after']:>8.1f}%"
+              f"{r['fixed']:>7}{r['broken']:>8}")
+    if args.json:
+        _write_json(args.json, table)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_score(args) -> int:
     images = load_npy(args.input)
     run = _load(args.run)
@@ -140,7 +157,7 @@ def cmd_demo(args) -> int:
     run_dir = args.run or abstain_home() / "runs" / "mnist"
     print(f"abstain demo: MNIST run in {run_dir} (reused when valid)")
     run = fit_run(run_dir, RunConfig(), progress=_progress(), force=args.force)
-    result, sets = evaluate(run, progress=_progress())
+    result, sets = evaluate(run, progress=_progress(), attacks=args.attacks)
     _write_json(run.path / "eval.json", result)
     print(overview(result))
     report = _report(run, result, sets, run.path / "report.html")

@@ -145,3 +145,14 @@ def test_eval_with_attacks_has_mistakes_and_attack_columns(tiny_run, tmp_path, c
     pgd = next(r for r in res["results"] if r["ood"] == "pgd@0.3")
     assert pgd["success_rate"] > 0.5 and pgd["n_attacked"] == 40
     assert res["attacks"]["success_rate"]["pgd@0.3"] == pgd["success_rate"]
+
+
+def test_purify_command(tiny_run, tmp_path, capsys):
+    assert main(["purify", "--run", str(tiny_run.path), "--n", "60", "--steps", "5", "--attack-steps", "3",
+                 "--json", str(tmp_path / "p.json")]) == 0
+    table = json.loads((tmp_path / "p.json").read_text())["results"]
+    assert {"clean", "pgd@0.3", "pgd_l2@1"} <= set(table)
+    clean = table["clean"]
+    assert clean["n"] == 60 and 0.8 < clean["accuracy_before"] <= 1
+    # fixed and broken reconcile with the accuracies
+    assert clean["accuracy_after"] * 60 == pytest.approx(clean["accuracy_before"] * 60 + clean["fixed"] - clean["broken"])
