@@ -139,6 +139,7 @@ def _classifier(folder: Path, config: RunConfig, data: Dataset, progress: bool):
     if _matches(path, want):
         model, meta = load_module(path, CNN, ClassifierConfig)
         return model, meta["training"]
+    torch.manual_seed(config.classifier_train.seed)      # initial weights depend on the seed only
     model = CNN(config.classifier)
     result = train_classifier(model, data.x_train, data.y_train, data.x_val, data.y_val,
                               config.classifier_train, progress=progress)
@@ -155,6 +156,7 @@ def _vae(folder: Path, config: RunConfig, data: Dataset, progress: bool):
     if _matches(path, want):
         model, meta = load_module(path, ConvVAE, VAEConfig)
         return model, meta["training"]
+    torch.manual_seed(config.vae_train.seed)
     model = ConvVAE(config.vae)
     result = train_vae(model, data.x_train, data.x_val, config.vae_train, progress=progress)
     save_module(path, model, {**want, "training": result, "input": [1, 28, 28],

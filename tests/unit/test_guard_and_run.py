@@ -90,3 +90,16 @@ def test_cnn_features_then_head_is_forward(mnist):
     f = model.forward_features(x)
     assert f.shape == (4, model.config.hidden)
     assert torch.allclose(model.forward_head(f), model(x))
+
+
+def test_training_is_seeded_whatever_ran_before(tmp_path, mnist):
+    """Same config -> identical weights, even if something drew random numbers first."""
+    import torch
+    from abstain.run import RunConfig, _classifier
+    from abstain.train import TrainConfig
+    cfg = RunConfig(classifier_train=TrainConfig(epochs=1, max_train=1000))
+    a, _ = _classifier(tmp_path / "a", cfg, mnist, False)
+    torch.rand(7)
+    b, _ = _classifier(tmp_path / "b", cfg, mnist, False)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
