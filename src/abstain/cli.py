@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(p)
     p.add_argument("--n", type=int, default=500, help="number of test images (clean and attacked)")
     p.add_argument("--steps", type=int, default=100, help="gradient steps on each feature")
-    p.add_argument("--lr", type=float, default=0.5, help="step size")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam step size")
     p.add_argument("--nu", type=float, default=1.0, help="weight of the pull back to the extracted feature")
     p.add_argument("--attack-steps", type=int, default=20, help="steps of the iterative attacks")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")

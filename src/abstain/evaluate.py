@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .data.datasets import load_dataset
 from .data.ood import OOD_SETS, make_ood
 from .errors import InputError
-from .failures import attack_rows, mistake_rows
+from .failures import attack_rows, mistake_rows, mistakes_set
 from .metrics import all_metrics, confidence_table, ece, mann_whitney_p
 from .run import Run
 from .scoring import SetScores, score_set
@@ -40,7 +40,8 @@ def load_set(name: str, run: Run) -> tuple[np.ndarray, str]:
 
 def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
              limit: int | None = None, attacks: int = 0, attack_steps: int = 20) -> tuple[dict, list[SetScores]]:
-    """Returns the JSON-able result and the per-set scores (for plots).
+    """Returns the JSON-able result and the per-set scores (for plots): the test set first,
+    then each OOD set, then the failure sources (kind "mistakes" / "attack", see SetScores.partner).
 
     `limit` keeps only the first N images of every set (quick looks and tests); `attacks`
     attacks that many correctly classified test images with every attack of the grid."""
@@ -63,13 +64,15 @@ def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
             sets.append(score_set(run, name, images[cut], kind))
     result = summarise(run, sets, data.y_test[cut])
     result["results"] += mistake_rows(run, sets[0], data.y_test[cut])
+    failures = [mistakes_set(sets[0], data.y_test[cut])]
     if attacks:
         rows, adv_sets = attack_rows(run, sets[0], data.y_test[cut], n=attacks, steps=attack_steps,
                                      progress=progress)
+        failures += adv_sets
         result["results"] += rows
         result["attacks"] = {"n_attacked": attacks, "steps": attack_steps,
                              "success_rate": {r["ood"]: r["success_rate"] for r in rows}}
-    return result, sets
+    return result, sets + failures
 
 
 def summarise(run: Run, sets: list[SetScores], y_test: np.ndarray) -> dict:

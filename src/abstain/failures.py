@@ -40,6 +40,14 @@ def _rows(guard, column: str, kind: str, s_in: dict, s_out: dict, extra: dict) -
     return rows
 
 
+def mistakes_set(test: SetScores, y_test: np.ndarray) -> SetScores:
+    """The misclassified test images as a failure 'set' paired with the correct ones."""
+    wrong = test.logits.argmax(1) != y_test
+    right = np.flatnonzero(~wrong)
+    return SetScores("mistakes", "mistakes", test.images[wrong], test.logits[wrong],
+                     {d: v[wrong] for d, v in test.scores.items()}, partner=right, mask=None)
+
+
 def mistake_rows(run: Run, test: SetScores, y_test: np.ndarray) -> list[dict]:
     """Detecting the classifier's own errors on the test set."""
     wrong = test.logits.argmax(1) != y_test
@@ -61,6 +69,7 @@ def attack_rows(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, ste
         adv = attack(run.classifier, x, y, cfg)
         fooled = predict(run.classifier, adv) != y
         scored = score_set(run, f"adv_{col}_steps{steps}", adv, "attack")
+        scored.name, scored.partner, scored.mask = col, correct, fooled
         sets.append(scored)
         s_out = {d: v[fooled] for d, v in scored.scores.items()}
         s_in = {d: v[fooled] for d, v in clean.items()}

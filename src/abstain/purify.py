@@ -1,6 +1,7 @@
 """Feature purification (seed 002, appendix B): move a feature toward higher `gmm` density.
 
-Minimise, by plain gradient descent on f,   -log p(f) / D  +  nu * ||f - f0||^2 / D
+Minimise over f, with Adam (plain gradient descent diverges: dimensions where the mixture's
+variance is tiny give huge gradients),   -log p(f) / D  +  nu * ||f - f0||^2 / D
 where p is the run's Gaussian mixture on penultimate features and f0 the extracted feature;
 then classify the purified feature with the classifier's head. The seed reports accuracy gains
 of at most 0.6% (CIFAR-100) with new mistakes appearing beside the fixed ones; we report both.
@@ -20,7 +21,7 @@ from .models.classifier import CNN
 @dataclass(frozen=True)
 class PurifyConfig:
     steps: int = 100
-    lr: float = 0.5
+    lr: float = 0.01
     nu: float = 1.0          # pull back to the extracted feature
 
 
@@ -32,11 +33,12 @@ def purify(gmm: GMM, features: np.ndarray, cfg: PurifyConfig = PurifyConfig()) -
         raise InputError(f"purify: expected (N, {gmm.n_features_in_}) features, got {tuple(f0.shape)}")
     f = f0.clone().requires_grad_(True)
     d = f0.shape[1]
+    opt = torch.optim.Adam([f], lr=cfg.lr)
     for _ in range(cfg.steps):
         loss = (-gmm.log_density(f) / d + cfg.nu * ((f - f0) ** 2).sum(1) / d).sum()
-        (grad,) = torch.autograd.grad(loss, f)
-        with torch.no_grad():
-            f -= cfg.lr * grad
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return f.detach().numpy()
 
 

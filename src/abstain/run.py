@@ -34,7 +34,9 @@ from .views import compute_views
 log = logging.getLogger(__name__)
 
 
-DEFAULT_VARIANTS = {"gmm_k10": {"detector": "gmm", "n_components": 10}}
+DEFAULT_VARIANTS = {"gmm_k10": {"detector": "gmm", "n_components": 10},
+                    # Lee et al.'s input pre-processing; eps from the middle of their grid, not tuned
+                    "mahalanobis_pre": {"detector": "mahalanobis_layers", "eps": 0.002}}
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ def _vae(folder: Path, config: RunConfig, data: Dataset, progress: bool):
 
 def fit_guard(classifier: CNN, vae: ConvVAE, data: Dataset, config: RunConfig) -> Guard:
     """Fit every registered detector on its split's view; calibrate the guard on validation."""
-    models = {"vae": vae}
+    models = {"vae": vae, "classifier": classifier}
     views = {split: compute_views(classifier, data.split(split)[0]) for split in ("train", "val")}
     detectors = {}
     for name, (kind, params) in config.instances().items():
@@ -195,5 +197,5 @@ def load_run(folder: str | Path) -> Run:
                        f"refit with: abstain fit --run {folder} --force")
     classifier, _ = load_module(folder / "classifier.safetensors", CNN, ClassifierConfig)
     vae, _ = load_module(folder / "vae.safetensors", ConvVAE, VAEConfig)
-    guard = Guard.load(folder, classifier, {"vae": vae})
+    guard = Guard.load(folder, classifier, {"vae": vae, "classifier": classifier})
     return Run(folder, config, classifier, vae, guard, meta.get("summary", {}))

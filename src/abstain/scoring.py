@@ -25,6 +25,17 @@ class SetScores:
     images: np.ndarray
     logits: np.ndarray
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    #: for failure columns: which test images are the clean partners, and which rows count
+    partner: np.ndarray | None = None       # indices into the test set
+    mask: np.ndarray | None = None          # rows that enter the metrics (e.g. attacks that fooled)
+
+    def roc_pair(self, test: "SetScores") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(in-distribution scores, failure scores) per detector, as the metrics use them."""
+        if self.partner is None:
+            return test.scores, self.scores
+        m = slice(None) if self.mask is None else self.mask
+        return ({d: v[self.partner][m] for d, v in test.scores.items()},
+                {d: v[m] for d, v in self.scores.items()})
 
     @property
     def max_softmax(self) -> np.ndarray:

@@ -111,6 +111,8 @@ def test_every_detector_and_ood_set_is_named(built):
     for name in OOD:
         assert f"<th>{name}</th>" in results
     assert "(guard)" in results and 'class="best"' in results
+    # the classifier's own mistakes are a failure source of their own, with their own table
+    assert "<th>mistakes</th>" in results and "test-set mistakes" in results
 
 
 def test_chicken_section_matches_the_classifier(built):

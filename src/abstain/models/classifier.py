@@ -37,6 +37,16 @@ class CNN(nn.Module):
         """(N, 1, 28, 28) in [0, 1] -> penultimate features (N, hidden)."""
         return self.body((x - self.config.mean) / self.config.std)
 
+    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per-stage features for layer ensembles: [conv1 (N, c1), conv2 (N, c2)] averaged over
+        space, then the penultimate features (N, hidden)."""
+        h, out = (x - self.config.mean) / self.config.std, []
+        for i, layer in enumerate(self.body):
+            h = layer(h)
+            if i in (1, 4):                      # after each conv's ReLU
+                out.append(h.mean((2, 3)))
+        return out + [h]
+
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         """features (N, hidden) -> logits (N, num_classes)."""
         return self.head(self.drop(f))

@@ -56,11 +56,11 @@ def _strips_section(run, result: dict, sets: list) -> str:
 
 
 def _roc_section(run, result: dict, sets: list) -> str:
-    test, oods = sets[0], sets[1:]
+    test, oods = sets[0], [s for s in sets[1:] if s.kind not in FAILURE_KINDS]
     det = run.guard.detector
     if not oods:
         return html.roc_and_histograms(None, None, det, result["guard"]["threshold"])
-    roc_png = plots.roc_panels(test.scores, [(s.name, s.scores) for s in oods], det)
+    roc_png = plots.roc_panels([(s.name, *s.roc_pair(test)) for s in oods + failure_sets(sets)], det)
     hist_png = plots.score_histograms(det, test.scores[det], [(s.name, s.scores[det]) for s in oods],
                                       result["guard"]["threshold"])
     return html.roc_and_histograms(roc_png, hist_png, det, result["guard"]["threshold"])
@@ -95,13 +95,22 @@ def _reconstruction_section(run, sets: list) -> str:
     return html.reconstructions(plots.reconstruction_pairs(pairs), run.guard.detector)
 
 
+FAILURE_KINDS = ("mistakes", "attack")
+
+
+def failure_sets(sets: list) -> list:
+    return [s for s in sets if s.kind in FAILURE_KINDS]
+
+
 def render(run, result: dict, sets: list) -> str:
     """The report as an HTML string."""
     _check(result, sets)
+    sets_all = sets
+    sets = [s for s in sets if s.kind not in FAILURE_KINDS]      # OOD sets for the other sections
     parts = [html.header(str(run.path), result), _chicken_section(run),
              html.confidence_table(result["confidence_table"]),
              html.results(result["results"], run.guard.detector),
-             _strips_section(run, result, sets), _roc_section(run, result, sets),
+             _strips_section(run, result, sets), _roc_section(run, result, sets_all),
              _examples_section(run, sets), _reconstruction_section(run, sets)]
     return html.page(f"abstain report: {result['dataset']}", "\n".join(parts))
 

@@ -197,7 +197,8 @@ def roc_and_histograms(roc_png: bytes | None, hist_png: bytes | None, detector: 
                        threshold: float) -> str:
     if roc_png is None:
         return section("roc", "ROC curves and score histograms", "<p>No OOD sets were evaluated.</p>")
-    body = (figure(roc_png, "ROC curves", "ROC per OOD set: x = share of OOD accepted, y = share of "
+    body = (figure(roc_png, "ROC curves", "ROC per OOD set and failure source (the classifier's "
+                   "mistakes, each attack): x = share of the failures accepted, y = share of "
                    f"test images accepted, one curve per detector ({detector}, the guard's, drawn "
                    "thicker); the dotted line marks 95% acceptance.")
             + figure(hist_png, "score histograms", f"Density-normalised histograms of {detector} "

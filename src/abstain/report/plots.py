@@ -118,18 +118,20 @@ def _grid(n: int, ncols: int, cell: tuple[float, float]):
     return fig, flat[:n]
 
 
-def roc_panels(test_scores: dict[str, np.ndarray], oods: list[tuple[str, dict[str, np.ndarray]]],
+def roc_panels(pairs: list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]],
                highlight: str) -> bytes:
-    """One ROC panel per OOD set, one curve per detector; the guard's detector drawn thicker."""
-    fig, axes = _grid(len(oods), 3, (3.6, 3.3))
-    for ax, (name, scores) in zip(axes, oods):
-        for det, s_in in test_scores.items():
+    """One ROC panel per failure source (name, in-distribution scores, failure scores), one curve
+    per detector; the guard's detector drawn thicker."""
+    pairs = [(n, a, b) for n, a, b in pairs if all(len(v) for v in b.values())]
+    fig, axes = _grid(len(pairs), 4, (3.2, 3.0))
+    for ax, (name, scores_in, scores) in zip(axes, pairs):
+        for det, s_in in scores_in.items():
             fpr, tpr = roc(s_in, scores[det])
             ax.plot(fpr, tpr, lw=2.4 if det == highlight else 1.1, label=det)
         ax.axhline(0.95, color="#999999", ls=":", lw=1)
         ax.plot([0, 1], [0, 1], color="#cccccc", lw=0.8)
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("OOD accepted (FPR)", fontsize=8)
+        ax.set_xlabel("failures accepted (FPR)", fontsize=8)
         ax.set_ylabel("in-distribution accepted (TPR)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlim(-0.01, 1.01)
