@@ -64,39 +64,52 @@ def accuracy(model: CNN, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -
     return float(correct) / len(x)
 
 
-def train_classifier(model: CNN, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                     cfg: TrainConfig = TrainConfig(), progress: bool = False) -> dict:
-    """Cross-entropy training with Adam + one-cycle LR; keeps the weights best on validation."""
-    torch.manual_seed(cfg.seed)
-    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    x, y = (x[:cfg.max_train], y[:cfg.max_train]) if cfg.max_train else (x, y)
+def _fit(model: torch.nn.Module, n: int, step, validate, cfg: TrainConfig, progress: bool,
+         what: str, metric: str) -> dict:
+    """Shared loop: Adam + one-cycle LR over shuffled batches of `n` items; `step(idx)` returns the
+    loss of a batch, `validate()` a score to maximise. Keeps the best weights; stops early."""
+    rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _schedule(opt, cfg.epochs * math.ceil(len(x) / cfg.batch_size), cfg.lr)
-    best, best_state, history, stale = -1.0, None, [], 0
+    sched = _schedule(opt, cfg.epochs * math.ceil(n / cfg.batch_size), cfg.lr)
+    best, best_state, history, stale = -math.inf, None, [], 0
     for epoch in range(cfg.epochs):
         model.train()
-        bar = tqdm(list(_batches(len(x), cfg.batch_size, rng)), disable=not progress,
-                   desc=f"classifier epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        bar = tqdm(list(_batches(n, cfg.batch_size, rng)), disable=not progress,
+                   desc=f"{what} epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for idx in bar:
-            xb = random_shift(to_tensor(x[idx]), cfg.shift, gen)
-            loss = F.cross_entropy(model(xb), torch.from_numpy(y[idx]))
+            loss = step(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_acc = accuracy(model, x_val, y_val)
-        history.append({"epoch": epoch + 1, "val_accuracy": val_acc})
-        log.info("classifier epoch %d: validation accuracy %.4f", epoch + 1, val_acc)
-        if val_acc > best:
-            best, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
+        val = validate()
+        history.append({"epoch": epoch + 1, metric: val})
+        log.info("%s epoch %d: %s %.4f", what, epoch + 1, metric, val)
+        if val > best:
+            best, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
     model.load_state_dict(best_state)
     model.eval()
-    return {"val_accuracy": best, "history": history}
+    return {metric: best, "history": history}
+
+
+def train_classifier(model: CNN, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                     cfg: TrainConfig = TrainConfig(), progress: bool = False) -> dict:
+    """Cross-entropy training with shift augmentation; keeps the weights best on validation."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x, y = (x[:cfg.max_train], y[:cfg.max_train]) if cfg.max_train else (x, y)
+
+    def step(idx):
+        xb = random_shift(to_tensor(x[idx]), cfg.shift, gen)
+        return F.cross_entropy(model(xb), torch.from_numpy(y[idx]))
+
+    return _fit(model, len(x), step, lambda: accuracy(model, x_val, y_val), cfg, progress,
+                "classifier", "val_accuracy")
 
 
 @torch.no_grad()
@@ -109,33 +122,8 @@ def mean_elbo(vae: ConvVAE, x: np.ndarray, batch_size: int = 1000) -> float:
 
 def train_vae(vae: ConvVAE, x: np.ndarray, x_val: np.ndarray, cfg: TrainConfig = TrainConfig(),
               progress: bool = False) -> dict:
-    """Maximise the ELBO with Adam + one-cycle LR; keeps the weights best on validation ELBO."""
+    """Maximise the ELBO; keeps the weights best on validation ELBO."""
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     x = x[:cfg.max_train] if cfg.max_train else x
-    opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _schedule(opt, cfg.epochs * math.ceil(len(x) / cfg.batch_size), cfg.lr)
-    best, best_state, history, stale = -math.inf, None, [], 0
-    for epoch in range(cfg.epochs):
-        vae.train()
-        bar = tqdm(list(_batches(len(x), cfg.batch_size, rng)), disable=not progress,
-                   desc=f"VAE epoch {epoch + 1}/{cfg.epochs}", leave=False)
-        for idx in bar:
-            loss = -vae.elbo(to_tensor(x[idx])).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.set_postfix(elbo=f"{-loss.item():.1f}")
-        val = mean_elbo(vae, x_val)
-        history.append({"epoch": epoch + 1, "val_elbo": val})
-        log.info("VAE epoch %d: validation ELBO %.2f nats", epoch + 1, val)
-        if val > best:
-            best, best_state, stale = val, copy.deepcopy(vae.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    vae.load_state_dict(best_state)
-    vae.eval()
-    return {"val_elbo": best, "history": history}
+    return _fit(vae, len(x), lambda idx: -vae.elbo(to_tensor(x[idx])).mean(),
+                lambda: mean_elbo(vae, x_val), cfg, progress, "VAE", "val_elbo")
