@@ -15,7 +15,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from abstain.data.datasets import load_dataset

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import time
 from pathlib import Path
 
-from .errors import AbstainError, InputError
+from .errors import AbstainError
 
 log = logging.getLogger("abstain")
 
@@ -19,7 +16,6 @@ def _add_run(p, required=True):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .detectors import DETECTORS
     from .run import RunConfig
     base = RunConfig()
     parser = argparse.ArgumentParser(prog="abstain", description="Make image classifiers know what they don't know.")

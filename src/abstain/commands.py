@@ -1,7 +1,6 @@
 """The body of each CLI command: thin glue between arguments, the library and the terminal."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path

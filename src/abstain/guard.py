@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from scipy.special import softmax
 
@@ -110,7 +111,7 @@ class Guard:
         try:
             spec = json.loads((folder / "guard.json").read_text())
             arrays = load_file(str(folder / "detectors.safetensors"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SafetensorError) as exc:
             raise RunError(f"{folder}: guard files missing or corrupt ({exc}); refit the run") from exc
         detectors = {}
         for name, d in spec["detectors"].items():

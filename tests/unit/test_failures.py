@@ -1,4 +1,3 @@
-import numpy as np
 
 from abstain.failures import mistake_rows
 from abstain.metrics import auroc

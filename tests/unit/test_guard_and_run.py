@@ -65,6 +65,15 @@ def test_run_from_another_version_is_refused(tiny_run, tmp_path):
         load_run(tmp_path / "absent")
 
 
+def test_corrupt_guard_file_is_run_error(tiny_run, tmp_path):
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run.path, copy)
+    (copy / "detectors.safetensors").write_bytes(b"\x00" * 50)
+    with pytest.raises(RunError, match="corrupt"):
+        load_run(copy)
+
+
 def test_checkpoint_roundtrip_and_metadata(tmp_path):
     model = CNN(ClassifierConfig(hidden=32))
     save_module(tmp_path / "m.safetensors", model, {"class_names": list("abcdefghij")})
