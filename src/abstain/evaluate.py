@@ -71,7 +71,7 @@ def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
         failures += adv_sets
         result["results"] += rows
         result["attacks"] = {"n_attacked": attacks, "steps": attack_steps,
-                             "success_rate": {r["ood"]: r["success_rate"] for r in rows}}
+                             "success_rate": {a.name: float(a.mask.mean()) for a in adv_sets}}
     return result, sets + failures
 
 
