@@ -38,14 +38,14 @@ def _report(run, result, sets, out: Path) -> Path:
 
 
 def cmd_fit(args) -> int:
+    from dataclasses import replace
+
     from .run import RunConfig, fit_run
-    from .train import TrainConfig
     base = RunConfig()
-    cfg = RunConfig(dataset=args.dataset, detector=args.detector, accept=args.accept,
-                    classifier_train=TrainConfig(**{**base.classifier_train.__dict__, "epochs": args.epochs,
-                                                    "seed": args.seed, "max_train": args.max_train}),
-                    vae_train=TrainConfig(**{**base.vae_train.__dict__, "epochs": args.vae_epochs,
-                                             "seed": args.seed, "max_train": args.max_train}))
+    both = {"seed": args.seed, "max_train": args.max_train}
+    cfg = replace(base, dataset=args.dataset, detector=args.detector, accept=args.accept,
+                  classifier_train=replace(base.classifier_train, epochs=args.epochs, **both),
+                  vae_train=replace(base.vae_train, epochs=args.vae_epochs, **both))
     if not 0 < args.accept < 1:
         raise InputError(f"--accept must lie strictly between 0 and 1, got {args.accept}")
     t0 = time.time()

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .data.datasets import load_dataset
 from .data.ood import OOD_SETS, make_ood
 from .errors import InputError
-from .failures import attack_rows, mistake_rows, mistakes_set
+from .failures import attack_sets, mistakes_set
 from .metrics import all_metrics, confidence_table, ece, mann_whitney_p
 from .run import Run
 from .scoring import SetScores, score_set
@@ -62,29 +62,35 @@ def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
         else:
             images, kind = load_set(name, run)
             sets.append(score_set(run, name, images[cut], kind))
-    result = summarise(run, sets, data.y_test[cut])
-    result["results"] += mistake_rows(run, sets[0], data.y_test[cut])
     failures = [mistakes_set(sets[0], data.y_test[cut])]
     if attacks:
-        rows, adv_sets = attack_rows(run, sets[0], data.y_test[cut], n=attacks, steps=attack_steps,
-                                     progress=progress)
-        failures += adv_sets
-        result["results"] += rows
+        failures += attack_sets(run, sets[0], data.y_test[cut], n=attacks, steps=attack_steps, progress=progress)
+    result = summarise(run, sets, failures, data.y_test[cut])
+    if attacks:
         result["attacks"] = {"n_attacked": attacks, "steps": attack_steps,
-                             "success_rate": {a.name: float(a.mask.mean()) for a in adv_sets}}
+                             "success_rate": {a.name: a.info["success_rate"] for a in failures[1:]}}
     return result, sets + failures
 
 
-def summarise(run: Run, sets: list[SetScores], y_test: np.ndarray) -> dict:
-    test, oods = sets[0], sets[1:]
+def result_rows(run: Run, test: SetScores, failure: SetScores) -> list[dict]:
+    """One row per detector: the metrics of test images against one OOD set or failure source."""
+    s_in, s_out = failure.roc_pair(test)
+    rows = []
+    for det in run.guard.detectors:
+        if len(s_in[det]) == 0 or len(s_out[det]) == 0:
+            continue
+        m = all_metrics(s_in[det], s_out[det])
+        m["mann_whitney_p"] = mann_whitney_p(s_in[det], s_out[det])
+        rows.append({"detector": det, "ood": failure.name, "kind": failure.kind, **m, **failure.info})
+    return rows
+
+
+def summarise(run: Run, sets: list[SetScores], failures: list[SetScores], y_test: np.ndarray) -> dict:
+    """`sets`: the test set, then OOD sets (confidence table, acceptance); `failures`: the rest."""
+    test = sets[0]
     probs = softmax(test.logits.astype(np.float64), axis=1)
     guard = run.guard
-    results = []
-    for s in oods:
-        for det in guard.detectors:
-            m = all_metrics(test.scores[det], s.scores[det])
-            m["mann_whitney_p"] = mann_whitney_p(test.scores[det], s.scores[det])
-            results.append({"detector": det, "ood": s.name, "kind": s.kind, **m})
+    results = [row for s in sets[1:] + failures for row in result_rows(run, test, s)]
     return {
         "dataset": run.config.dataset,
         "accuracy": float((probs.argmax(1) == y_test).mean()),

@@ -1,10 +1,9 @@
 """Failure sources beyond OOD sets: the classifier's own test-set mistakes, and adversarial inputs.
 
-Mistakes: positives (in-distribution) = correctly classified test images, negatives = the
-misclassified ones. Attacks: the first N correctly classified test images are attacked; the
-positives are those clean images, the negatives are the adversarial versions that fooled the
-classifier (Lee et al. 2018). The attack's success rate is reported beside every number, so a
-weak attack cannot make detection look easy.
+Each is a SetScores paired with test images (`partner`): mistakes pair the misclassified test
+images with the correctly classified ones; attacks pair the adversarial versions that fooled the
+classifier with their clean originals (Lee et al. 2018), the first N correctly classified test
+images. The attack's success rate travels in `info`, so a weak attack cannot make detection look easy.
 """
 from __future__ import annotations
 
@@ -13,10 +12,10 @@ import logging
 import numpy as np
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .attacks import AttackConfig, attack, predict
-from .scoring import SetScores, score_set
-from .metrics import all_metrics, mann_whitney_p
 from .run import Run
+from .scoring import SetScores, score_set
 
 log = logging.getLogger(__name__)
 
@@ -29,51 +28,45 @@ def column_name(attack_name: str, eps: float) -> str:
     return f"{attack_name}@{eps:g}"
 
 
-def _rows(guard, column: str, kind: str, s_in: dict, s_out: dict, extra: dict) -> list[dict]:
-    rows = []
-    for det in guard.detectors:
-        if len(s_out[det]) == 0 or len(s_in[det]) == 0:
-            continue
-        m = all_metrics(s_in[det], s_out[det])
-        m["mann_whitney_p"] = mann_whitney_p(s_in[det], s_out[det])
-        rows.append({"detector": det, "ood": column, "kind": kind, **m, **extra})
-    return rows
-
-
 def mistakes_set(test: SetScores, y_test: np.ndarray) -> SetScores:
     """The misclassified test images as a failure 'set' paired with the correct ones."""
     wrong = test.logits.argmax(1) != y_test
-    right = np.flatnonzero(~wrong)
     return SetScores("mistakes", "mistakes", test.images[wrong], test.logits[wrong],
-                     {d: v[wrong] for d, v in test.scores.items()}, partner=right, mask=None)
+                     {d: v[wrong] for d, v in test.scores.items()}, partner=np.flatnonzero(~wrong),
+                     info={"n_mistakes": int(wrong.sum())})
 
 
-def mistake_rows(run: Run, test: SetScores, y_test: np.ndarray) -> list[dict]:
-    """Detecting the classifier's own errors on the test set."""
-    wrong = test.logits.argmax(1) != y_test
-    s_in = {d: v[~wrong] for d, v in test.scores.items()}
-    s_out = {d: v[wrong] for d, v in test.scores.items()}
-    return _rows(run.guard, "mistakes", "mistakes", s_in, s_out, {"n_mistakes": int(wrong.sum())})
+def cached_attack(run: Run, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, tag: str) -> np.ndarray:
+    """`attack`, stored under RUN/scores/ with the run's fingerprint so a rerun does not redo it."""
+    path = run.path / "scores" / f"{tag}.adv.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["fingerprint"]) == run.fingerprint and np.array_equal(z["labels"], y):
+                    return z["adv"]
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable attack cache %s", path)
+    adv = attack(run.classifier, x, y, cfg)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, fingerprint=np.array(run.fingerprint), labels=y, adv=adv)
+    return adv
 
 
-def attack_rows(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, steps: int = 20,
-                grid=ATTACK_GRID, progress: bool = False) -> tuple[list[dict], list[SetScores]]:
+def attack_sets(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, steps: int = 20,
+                grid=ATTACK_GRID, progress: bool = False) -> list[SetScores]:
     """Attack the first `n` correctly classified test images with every (attack, eps) in `grid`."""
     correct = np.flatnonzero(test.logits.argmax(1) == y_test)[:n]
     x, y = test.images[correct], y_test[correct]
-    clean = {d: v[correct] for d, v in test.scores.items()}
-    rows, sets = [], []
+    sets = []
     for name, eps in tqdm(grid, desc="attacks", disable=not progress, leave=False):
-        cfg = AttackConfig(name=name, eps=eps, steps=steps, seed=0)
         col = column_name(name, eps)
-        adv = attack(run.classifier, x, y, cfg)
+        tag = f"adv_{col}_steps{steps}"
+        adv = cached_attack(run, x, y, AttackConfig(name=name, eps=eps, steps=steps, seed=0), f"{tag}.{len(x)}")
         fooled = predict(run.classifier, adv) != y
-        scored = score_set(run, f"adv_{col}_steps{steps}", adv, "attack")
+        scored = score_set(run, tag, adv, "attack")
         scored.name, scored.partner, scored.mask = col, correct, fooled
+        scored.info = {"success_rate": float(fooled.mean()), "n_attacked": int(len(x)), "steps": steps}
         sets.append(scored)
-        s_out = {d: v[fooled] for d, v in scored.scores.items()}
-        s_in = {d: v[fooled] for d, v in clean.items()}
-        extra = {"success_rate": float(fooled.mean()), "n_attacked": int(len(x)), "steps": steps}
-        rows += _rows(run.guard, col, "attack", s_in, s_out, extra)
         log.info("%s: success rate %.3f", col, fooled.mean())
-    return rows, sets
+    return sets

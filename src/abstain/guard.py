@@ -53,17 +53,18 @@ class Guard:
         self.accept = accept
         self.class_names = class_names or [str(i) for i in range(classifier.config.num_classes)]
 
-    def scores(self, images, names=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Every (or the named) detector's scores and the classifier's logits, one forward pass."""
+    def scores(self, images, names=None, views=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every (or the named) detector's scores and the classifier's logits, one forward pass
+        (none when `views` of these images were already computed)."""
         images = as_images(images)
-        views = compute_views(self.classifier, images)
+        views = compute_views(self.classifier, images) if views is None else views
         names = list(self.detectors) if names is None else names
         out = {n: np.asarray(self.detectors[n].score_samples(views[self.detectors[n].input]), np.float64)
                for n in names}
         return out, views["logits"]
 
-    def calibrate(self, images) -> "Guard":
-        s, _ = self.scores(images, [self.detector])
+    def calibrate(self, images, views=None) -> "Guard":
+        s, _ = self.scores(images, [self.detector], views)
         self.threshold_ = threshold_at(s[self.detector], self.accept)
         return self
 

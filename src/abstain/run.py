@@ -10,6 +10,8 @@ Layout of DIR::
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import shutil
@@ -94,6 +96,14 @@ class Run:
     def dataset(self) -> Dataset:
         return load_dataset(self.config.dataset)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Hash of the saved guard and checkpoints: keys every cache of this run's scores."""
+        h = hashlib.sha256()
+        for f in ("guard.json", "detectors.safetensors", "classifier.safetensors", "vae.safetensors"):
+            h.update((self.path / f).read_bytes())
+        return h.hexdigest()[:16]
+
 
 def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool = False,
             force: bool = False) -> Run:
@@ -174,7 +184,7 @@ def fit_guard(classifier: CNN, vae: ConvVAE, data: Dataset, config: RunConfig) -
         det.fit(views[split][cls.input], data.split(split)[1])
         detectors[name] = det
     guard = Guard(classifier, detectors, config.detector, config.accept, data.class_names)
-    return guard.calibrate(data.x_val)
+    return guard.calibrate(data.x_val, views["val"])
 
 
 def load_run(folder: str | Path) -> Run:

@@ -1,11 +1,10 @@
 """Scores of every detector on a named set of images, cached under RUN/scores/.
 
-The cache is keyed by a fingerprint of the run's guard and checkpoints, the set's name and
+The cache is keyed by the run's fingerprint (its guard and checkpoints), the set's name and
 its size, so a second evaluation of the same run costs seconds.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ class SetScores:
     #: for failure columns: which test images are the clean partners, and which rows count
     partner: np.ndarray | None = None       # indices into the test set
     mask: np.ndarray | None = None          # rows that enter the metrics (e.g. attacks that fooled)
+    info: dict = field(default_factory=dict)  # extra fields for the result rows (success rate, ...)
 
     def roc_pair(self, test: "SetScores") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(in-distribution scores, failure scores) per detector, as the metrics use them."""
@@ -42,17 +42,10 @@ class SetScores:
         return softmax(self.logits.astype(np.float64), axis=1).max(1)
 
 
-def _fingerprint(run: Run) -> str:
-    h = hashlib.sha256()
-    for f in ("guard.json", "detectors.safetensors", "classifier.safetensors", "vae.safetensors"):
-        h.update((run.path / f).read_bytes())
-    return h.hexdigest()[:16]
-
-
 def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
     """Every detector's scores on one set, from the cache when it is fresh."""
     cache = run.path / "scores" / f"{name}.{len(images)}.npz"
-    fp = _fingerprint(run)
+    fp = run.fingerprint
     names = list(run.guard.detectors)
     if cache.exists():
         try:
