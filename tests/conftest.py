@@ -29,7 +29,9 @@ def tiny_config():
     from abstain.train import TrainConfig
     return RunConfig(
         classifier_train=TrainConfig(epochs=3, max_train=TINY_TRAIN, lr=3e-3, shift=1),
-        vae_train=TrainConfig(epochs=4, max_train=TINY_TRAIN, lr=3e-3, shift=0))
+        vae_train=TrainConfig(epochs=4, max_train=TINY_TRAIN, lr=3e-3, shift=0),
+        background_train=TrainConfig(epochs=2, max_train=TINY_TRAIN, lr=3e-3, shift=0),
+        abs_train=TrainConfig(epochs=3, max_train=TINY_TRAIN, lr=3e-3, shift=1, batch_size=32))
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,15 @@ def tiny_run(tmp_path_factory, tiny_config):
     """A real MNIST run fitted on the first 5,000 training images (about a minute on 2 cores)."""
     from abstain.run import fit_run
     return fit_run(tmp_path_factory.mktemp("runs") / "tiny", tiny_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_run(tmp_path_factory, tiny_config):
+    """A real FashionMNIST run on its first 5,000 training images."""
+    from dataclasses import replace
+
+    from abstain.run import fit_run
+    return fit_run(tmp_path_factory.mktemp("runs") / "tiny_fashion", replace(tiny_config, dataset="fashion_mnist"))
 
 
 @pytest.fixture(scope="session")

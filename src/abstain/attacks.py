@@ -1,8 +1,10 @@
 """White-box evasion attacks for any torch classifier (x in [0, 1] -> logits), batched and seeded.
 
-FGSM (Goodfellow et al. 2015), BIM (Kurakin et al. 2017), PGD with a random start in the
-L-infinity ball and PGD in the L2 ball (Madry et al. 2018). All are untargeted: they raise the
-cross-entropy of the true label and keep x_adv in [0, 1] and within eps of x.
+FGSM (Goodfellow et al. 2015), BIM (Kurakin et al. 2017; `bim_l2`: the same in the L2 ball), PGD
+with a random start in the L-infinity ball and PGD in the L2 ball (Madry et al. 2018). All are
+untargeted: they raise the cross-entropy of the true label and keep x_adv in [0, 1] and within eps
+of x. `attack_batch` also takes one eps per image (the minimal-norm searches in
+`abstain.robustness` bisect on it).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .tensors import as_images, to_tensor
 
-ATTACKS = ("fgsm", "bim", "pgd", "pgd_l2")
+ATTACKS = ("fgsm", "bim", "bim_l2", "pgd", "pgd_l2")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class AttackConfig:
             raise InputError("attack steps and restarts must be at least 1")
 
 
-def _grad(model, x, y) -> torch.Tensor:
+def loss_gradient(model, x, y) -> torch.Tensor:
+    """Gradient of the summed cross-entropy of labels `y` with respect to the input `x`."""
     x = x.detach().requires_grad_(True)
     loss = F.cross_entropy(model(x), y, reduction="sum")
     return torch.autograd.grad(loss, x)[0]
@@ -59,13 +62,13 @@ def _project(x_adv, x, eps, norm: str) -> torch.Tensor:
     return (x + delta).clamp(0, 1)
 
 
-def _iterate(model, x, y, cfg: AttackConfig, norm: str, start: torch.Tensor) -> torch.Tensor:
-    step = cfg.step_size or 2.5 * cfg.eps / cfg.steps
+def _iterate(model, x, y, cfg: AttackConfig, norm: str, start: torch.Tensor, eps) -> torch.Tensor:
+    step = cfg.step_size or 2.5 * eps / cfg.steps
     x_adv = start
     for _ in range(cfg.steps):
-        g = _grad(model, x_adv, y)
+        g = loss_gradient(model, x_adv, y)
         direction = g.sign() if norm == "linf" else _l2_normalise(g)
-        x_adv = _project(x_adv + step * direction, x, cfg.eps, norm)
+        x_adv = _project(x_adv + step * direction, x, eps, norm)
     return x_adv.detach()
 
 
@@ -80,15 +83,17 @@ def _random_start(x, eps, norm: str, gen: torch.Generator) -> torch.Tensor:
 
 
 def attack_batch(model: Callable, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig,
-                 gen: torch.Generator) -> torch.Tensor:
+                 gen: torch.Generator, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """One batch x (N, 1, 28, 28); `eps` (N,), when given, replaces cfg.eps image by image."""
+    eps = cfg.eps if eps is None else eps.to(x).view(-1, 1, 1, 1)
     if cfg.name == "fgsm":
-        return (x + cfg.eps * _grad(model, x, y).sign()).clamp(0, 1).detach()
-    if cfg.name == "bim":
-        return _iterate(model, x, y, cfg, "linf", x.clone())
-    norm = "linf" if cfg.name == "pgd" else "l2"
+        return (x + eps * loss_gradient(model, x, y).sign()).clamp(0, 1).detach()
+    norm = "l2" if cfg.name.endswith("_l2") else "linf"
+    if cfg.name.startswith("bim"):
+        return _iterate(model, x, y, cfg, norm, x.clone(), eps)
     best, fooled = None, None
     for _ in range(cfg.restarts):
-        adv = _iterate(model, x, y, cfg, norm, _random_start(x, cfg.eps, norm, gen))
+        adv = _iterate(model, x, y, cfg, norm, _random_start(x, eps, norm, gen), eps)
         with torch.no_grad():
             now = model(adv).argmax(1) != y
         if best is None:

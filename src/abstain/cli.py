@@ -33,8 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(p)
     p.add_argument("--detector", default=base.detector, choices=sorted(base.instances()), help="the guard's detector")
     p.add_argument("--accept", type=float, default=base.accept, help="share of validation images the guard accepts")
-    p.add_argument("--epochs", type=int, default=base.classifier_train.epochs, help="classifier epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"classifier epochs (default {base.classifier_train.epochs}; "
+                        f"{RunConfig.for_dataset('fashion_mnist').classifier_train.epochs} for fashion_mnist)")
     p.add_argument("--vae-epochs", type=int, default=base.vae_train.epochs, help="VAE epochs")
+    p.add_argument("--vae-likelihood", default=base.vae.likelihood, choices=["bernoulli", "logistic"],
+                   help="VAE pixel likelihood: Bernoulli on grey levels, or discretised logistic (bits/dim)")
+    p.add_argument("--background-mutation", type=float, default=base.background.mutation, metavar="MU",
+                   help="llr background VAE: share of pixels replaced by uniform noise")
+    p.add_argument("--background-epochs", type=int, default=base.background_train.epochs,
+                   help="llr background VAE epochs")
+    p.add_argument("--background-weight-decay", type=float, default=base.background_train.weight_decay,
+                   metavar="LAMBDA", help="llr background VAE: L2 weight decay (Adam)")
+    p.add_argument("--abs-epochs", type=int, default=base.abs_train.epochs,
+                   help="epochs of the ten ABS class VAEs (10 = the reference's training)")
+    p.add_argument("--abs-beta", type=float, default=base.abs.beta, metavar="BETA",
+                   help="ABS class VAEs: weight of the KL term in the training loss")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
     p.add_argument("--force", action="store_true", help="delete DIR and refit from scratch")
@@ -48,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attack N correctly classified test images with FGSM / BIM / PGD / PGD-L2 (0 = skip)")
     p.add_argument("--attack-steps", type=int, default=20, metavar="S", help="steps of the iterative attacks")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the HTML report")
+
+    p = sub.add_parser("likelihood", help="the likelihood trap of a FashionMNIST run and the fixes, one table")
+    _add_run(p)
+    p.add_argument("--mnist-run", type=Path, metavar="DIR", help="an MNIST run for the MNIST -> FashionMNIST column")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images of each set")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the HTML page (histogram, table)")
 
     p = sub.add_parser("attack", help="write adversarial versions of an N x 28 x 28 .npy array")
     _add_run(p)
@@ -73,11 +94,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(p)
     p.add_argument("--input", required=True, type=Path, metavar="FILE.npy", help="uint8 0-255 or float 0-1")
     p.add_argument("--json", required=True, type=Path, metavar="FILE", help="where to write the scores")
+    p.add_argument("--classifier", default="cnn", choices=["cnn", "abs"],
+                   help="abs: also classify with analysis by synthesis (abs_class, abs_confidence per image)")
+    p.add_argument("--abs-mode", default="fast", choices=["fast", "faithful"],
+                   help="ABS inference for --classifier abs (faithful: 8,000 prototypes + 50 Adam steps)")
 
     p = sub.add_parser("check", help="MNIST-ify image files and say accept / abstain for each")
     _add_run(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (png, jpg, ...)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the verdicts as JSON")
+    p.add_argument("--explain", action="store_true",
+                   help="show the ten ABS class reconstructions of each image (text; PNG next to --json)")
+    p.add_argument("--explain-png", type=Path, metavar="FILE", help="write the --explain grid to this PNG")
+    p.add_argument("--abs-mode", default="fast", choices=["fast", "faithful"],
+                   help="ABS inference for --explain (faithful: 8,000 prototypes + 50 Adam steps)")
+
+    p = sub.add_parser("probe", help="shortcut and invariance probes: 1-vs-7, sweeps on test digits, shapes",
+                       description="Probe what the classifier looks for, with the guard's verdict beside its "
+                       "confidence. Defaults take about 2 minutes on 2 CPU cores for an MNIST run.")
+    _add_run(p)
+    p.add_argument("--n", type=int, default=1000, metavar="N", help="test digits per sweep step (default 1000)")
+    p.add_argument("--sweeps", default=None, metavar="NAMES",
+                   help="comma-separated sweeps (default: translate_x, translate_y, rotate, scale, "
+                   "thickness, invert, noise)")
+    p.add_argument("--epochs", type=int, default=3, metavar="E",
+                   help="epochs of the 1-vs-7 classifier and its VAE (cached in DIR/probes/one_vs_seven)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled test digits and the 1-vs-7 net")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the probes as a standalone HTML page")
+
+    p = sub.add_parser("robustness", help="minimal adversarial perturbations (L2, L-inf), accuracy-vs-eps "
+                       "curves, noise check and distal images of the CNN, an adversarially trained CNN and ABS",
+                       description="Attack each model with every attack we have (noise, decision-based "
+                       "lines, FGSM line search, eps bisection with BIM and PGD with restarts) and keep, per "
+                       "image, the smallest perturbation that fools it. Defaults: about 30 minutes on 2 CPU "
+                       "cores for the four models at n=200 (ABS models get the smaller budget).")
+    _add_run(p)
+    p.add_argument("--json", required=True, type=Path, metavar="FILE", help="write the result as JSON")
+    p.add_argument("--n", type=int, default=200, metavar="N", help="test images attacked (default 200)")
+    p.add_argument("--models", default=None, metavar="NAMES",
+                   help="comma-separated: cnn, madry, abs, binary_abs (default: cnn, madry and the ABS "
+                   "pair when the run has an ABS model)")
+    p.add_argument("--steps", type=int, default=None, metavar="S",
+                   help="BIM / PGD steps per eps probe (default 20; ABS models 10)")
+    p.add_argument("--restarts", type=int, default=None, metavar="R",
+                   help="PGD random restarts after BIM (default 1; ABS models 0)")
+    p.add_argument("--search-steps", type=int, default=None, metavar="B",
+                   help="bisection probes on eps per norm (default 8; ABS models 6)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test images, the noise and the restarts")
+    p.add_argument("--report", type=Path, metavar="FILE", help="also write a standalone HTML page")
     return parser
 
 

@@ -41,13 +41,22 @@ def cmd_fit(args) -> int:
     from dataclasses import replace
 
     from .run import RunConfig, fit_run
-    base = RunConfig()
+    base = RunConfig.for_dataset(args.dataset)
     both = {"seed": args.seed, "max_train": args.max_train}
-    cfg = replace(base, dataset=args.dataset, detector=args.detector, accept=args.accept,
-                  classifier_train=replace(base.classifier_train, epochs=args.epochs, **both),
-                  vae_train=replace(base.vae_train, epochs=args.vae_epochs, **both))
+    epochs = base.classifier_train.epochs if args.epochs is None else args.epochs
     if not 0 < args.accept < 1:
         raise InputError(f"--accept must lie strictly between 0 and 1, got {args.accept}")
+    if not 0 <= args.background_mutation < 1:
+        raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
+    cfg = replace(base, detector=args.detector, accept=args.accept,
+                  vae=replace(base.vae, likelihood=args.vae_likelihood),
+                  classifier_train=replace(base.classifier_train, epochs=epochs, **both),
+                  vae_train=replace(base.vae_train, epochs=args.vae_epochs, **both),
+                  background=replace(base.background, mutation=args.background_mutation),
+                  background_train=replace(base.background_train, epochs=args.background_epochs,
+                                           weight_decay=args.background_weight_decay, **both),
+                  abs=replace(base.abs, beta=args.abs_beta),
+                  abs_train=replace(base.abs_train, epochs=args.abs_epochs, **both))
     t0 = time.time()
     run = fit_run(args.run, cfg, progress=_progress(), force=args.force)
     print(f"fitted {args.dataset} run in {run.path} ({time.time() - t0:.0f} s): "
@@ -68,6 +77,25 @@ def cmd_eval(args) -> int:
         print(f"wrote {args.json}")
     if args.report:
         print(f"wrote report {_report(run, result, sets, args.report)}")
+    return 0
+
+
+def cmd_likelihood(args) -> int:
+    from .likelihood import likelihood_table
+    from .summary import likelihood_overview
+    fashion = _load(args.run)
+    mnist = _load(args.mnist_run) if args.mnist_run else None
+    result, sets = likelihood_table(fashion, mnist, limit=args.limit, progress=_progress())
+    print(likelihood_overview(result))
+    if args.json:
+        _write_json(args.json, result)
+        print(f"wrote {args.json}")
+    if args.report:
+        from .report.likelihood import write_likelihood_report
+        try:
+            print(f"wrote report {write_likelihood_report(result, sets, args.report)}")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.report}: {exc.strerror or exc}") from exc
     return 0
 
 
@@ -123,6 +151,22 @@ def cmd_purify(args) -> int:
     return 0
 
 
+def _abs_model(run):
+    if "abs" not in run.models:
+        raise InputError(f"{run.path}: this run has no ABS model; refit it with: abstain fit --run {run.path} --force")
+    return run.models["abs"]
+
+
+def _abs_predict(run, images: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """ABS logits (N, C) = minus the class losses, and its confidences (N, C)."""
+    import torch
+
+    from .detectors.abs import abs_logits
+    model = _abs_model(run)
+    logits = abs_logits(model, images, mode)
+    return logits, model.confidence(torch.from_numpy(logits)).numpy()
+
+
 def cmd_score(args) -> int:
     images = load_npy(args.input)
     run = _load(args.run)
@@ -131,6 +175,11 @@ def cmd_score(args) -> int:
                                                             "threshold": run.guard.threshold_},
            "images": [{"class": v.label, "confidence": v.confidence, "verdict": v.verdict,
                        "scores": v.scores} for v in verdicts]}
+    if args.classifier == "abs":
+        _, probs = _abs_predict(run, images, args.abs_mode)
+        out["abs_mode"] = args.abs_mode
+        for entry, p in zip(out["images"], probs):
+            entry["abs_class"], entry["abs_confidence"] = int(p.argmax()), float(p.max())
     _write_json(args.json, out)
     n_acc = sum(v.verdict == "accept" for v in verdicts)
     print(f"scored {len(verdicts)} images: {n_acc} accepted, {len(verdicts) - n_acc} abstained; wrote {args.json}")
@@ -142,10 +191,90 @@ def cmd_check(args) -> int:
     images = np.stack([mnistify(p) for p in args.images])
     run = _load(args.run)
     verdicts = run.guard.check(images)
-    for path, v in zip(args.images, verdicts):
+    entries = [{"image": str(p), **v.to_dict()} for p, v in zip(args.images, verdicts)]
+    recs = None
+    if args.explain or args.explain_png:
+        recs = _explain(run, images, entries, args.abs_mode)
+    for i, (path, v) in enumerate(zip(args.images, verdicts)):
         print(f"{path}: {v.verdict.upper():8} class {v.class_name} (confidence {v.confidence:.3f}) - {v.reason}")
+        if recs is not None:
+            from .explain import explain_text
+            a = entries[i]["abs"]
+            print(f"  ABS ({args.abs_mode}): class {a['class_name']} (confidence {a['confidence']:.3f}); "
+                  "each class's best reconstruction, loss l (lower = explains it better):")
+            print(explain_text(images[i] / 255.0, recs[i], np.asarray(a["losses"]), run.guard.class_names))
     if args.json:
-        _write_json(args.json, [{"image": str(p), **v.to_dict()} for p, v in zip(args.images, verdicts)])
+        _write_json(args.json, entries)
+    png = args.explain_png or (args.json.with_suffix(".abs.png") if args.json and recs is not None else None)
+    if recs is not None and png:
+        from .explain import write_explain_png
+        try:
+            print(f"wrote {write_explain_png(png, images / 255.0, recs)}")
+        except OSError as exc:
+            raise InputError(f"cannot write {png}: {exc.strerror or exc}") from exc
+    return 0
+
+
+def _explain(run, images: np.ndarray, entries: list[dict], mode: str) -> np.ndarray:
+    """Add ABS's class, confidence and per-class losses to each entry; returns the per-class
+    reconstructions (N, C, 28, 28)."""
+    from .tensors import to_tensor
+    logits, probs = _abs_predict(run, images, mode)
+    recs = _abs_model(run).with_mode(mode).reconstructions(to_tensor(images)).numpy()
+    for entry, lg, p in zip(entries, logits, probs):
+        c = int(p.argmax())
+        entry["abs"] = {"class": c, "class_name": run.guard.class_names[c], "confidence": float(p.max()),
+                        "mode": mode, "losses": [float(v) for v in -lg]}
+    return recs
+
+
+def cmd_probe(args) -> int:
+    from .probes import PairConfig, format_summary, run_probes
+    if args.n < 1 or args.epochs < 1:
+        raise InputError("--n and --epochs must be at least 1")
+    sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()] if args.sweeps else None
+    run = _load(args.run)
+    result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(),
+                        pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed))
+    print(format_summary(result))
+    if args.json:
+        _write_json(args.json, result)
+        print(f"wrote {args.json}")
+    if args.report:
+        from .report.probes import build_probe_report
+        try:
+            print(f"wrote report {build_probe_report(result, args.report)}")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.report}: {exc.strerror or exc}") from exc
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from dataclasses import replace
+
+    from .robustness import RobustnessConfig, parse_models, robustness
+    from .robustness.summary import format_robustness
+    over = {k: v for k, v in (("steps", args.steps), ("restarts", args.restarts),
+                              ("search_steps", args.search_steps)) if v is not None}
+    if args.n < 1 or any(v < (0 if k == "restarts" else 1) for k, v in over.items()):
+        raise InputError("--n, --steps and --search-steps must be at least 1, --restarts at least 0")
+    base = RobustnessConfig()
+    cfg = replace(base, n=args.n, seed=args.seed, fast=replace(base.fast, **over),
+                  slow=replace(base.slow, **over))
+    run = _load(args.run)
+    names = parse_models(args.models, run)
+    t0 = time.time()
+    result, arrays = robustness(run, names, cfg, progress=_progress())
+    result["settings"]["seconds"] = round(time.time() - t0, 1)
+    _write_json(args.json, result)
+    print(format_robustness(result))
+    print(f"wrote {args.json} ({result['settings']['seconds']:.0f} s)")
+    if args.report:
+        from .report.robustness import build_robustness_report
+        try:
+            print(f"wrote report {build_robustness_report(result, arrays, args.report)}")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.report}: {exc.strerror or exc}") from exc
     return 0
 
 

@@ -48,3 +48,25 @@ def overview(result: dict) -> str:
             "FPR95 = share of OOD inputs accepted when 95% of test digits are accepted. * = guard's detector\n"
             "mistakes: positives = correctly classified test images, negatives = misclassified ones"
             + attack_lines(result))
+
+
+def likelihood_overview(result: dict) -> str:
+    """The `abstain likelihood` table: rows = detectors, columns = AUROC / FPR95 per pair."""
+    cols = result["columns"]
+    short = [c.replace("fashion_mnist", "FM").replace("mnist", "M").replace("_noise", "") for c in cols]
+    width = max(15, *(len(s) + 2 for s in short))
+    lines = []
+    bits = result.get("bits_per_dim")
+    if bits:
+        lines.append(f"-log p(x) per pixel under the FashionMNIST VAE ({bits['bound']}): FashionMNIST test "
+                     f"{bits['fashion_mnist_test']:.3f}, MNIST test {bits['mnist_test']:.3f} ({bits['meaning']})")
+    head = f"{'AUROC / FPR95':<20}" + "".join(f"{s:>{width}}" for s in short)
+    lines += [f"classifier test accuracy {100 * result['classifier_accuracy']:.2f}%", head, "-" * len(head)]
+    for det, row in result["table"].items():
+        cells = [f"{row[c]['auroc']:.4f} / {100 * row[c]['fpr95']:4.1f}%" if c in row else "n/a" for c in cols]
+        lines.append(f"{det:<20}" + "".join(f"{c:>{width}}" for c in cells))
+    typ = result.get("typicality_batches", {}).get("auroc")
+    if typ:
+        lines.append("typicality on batches, FM->M AUROC: " + ", ".join(f"M={m}: {a:.4f}" for m, a in typ.items()))
+    lines.append("FM = FashionMNIST run, M = MNIST; FPR95 = share of OOD accepted at 95% in-distribution acceptance")
+    return "\n".join(lines)

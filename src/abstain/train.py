@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .models.classifier import CNN
-from .models.vae import ConvVAE
+from .models.vae import ConvVAE, mutate
 from .tensors import to_tensor
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def _fit(model: torch.nn.Module, n: int, step, validate, cfg: TrainConfig, progr
          what: str, metric: str) -> dict:
     """Shared loop: Adam + one-cycle LR over shuffled batches of `n` items; `step(idx)` returns the
     loss of a batch, `validate()` a score to maximise. Keeps the best weights; stops early."""
+    start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, cfg.epochs * math.ceil(n / cfg.batch_size), cfg.lr)
@@ -94,7 +96,8 @@ def _fit(model: torch.nn.Module, n: int, step, validate, cfg: TrainConfig, progr
                 break
     model.load_state_dict(best_state)
     model.eval()
-    return {metric: best, "history": history}
+    return {metric: best, "history": history, "seconds": round(time.perf_counter() - start, 1),
+            "threads": torch.get_num_threads()}
 
 
 def train_classifier(model: CNN, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -121,9 +124,19 @@ def mean_elbo(vae: ConvVAE, x: np.ndarray, batch_size: int = 1000) -> float:
 
 
 def train_vae(vae: ConvVAE, x: np.ndarray, x_val: np.ndarray, cfg: TrainConfig = TrainConfig(),
-              progress: bool = False) -> dict:
-    """Maximise the ELBO; keeps the weights best on validation ELBO."""
+              progress: bool = False, mutation: float = 0.0, what: str = "VAE") -> dict:
+    """Maximise the ELBO; keeps the weights best on validation ELBO.
+
+    `mutation` > 0 trains a background model (Ren et al. 2019): every batch, each pixel is
+    replaced by a uniform random grey level with that probability (validation images too)."""
     torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     x = x[:cfg.max_train] if cfg.max_train else x
-    return _fit(vae, len(x), lambda idx: -vae.elbo(to_tensor(x[idx])).mean(),
-                lambda: mean_elbo(vae, x_val), cfg, progress, "VAE", "val_elbo")
+    if mutation > 0:
+        x_val = (mutate(to_tensor(x_val), mutation, torch.Generator().manual_seed(cfg.seed + 1))
+                 .squeeze(1).numpy())
+
+    def step(idx):
+        return -vae.elbo(mutate(to_tensor(x[idx]), mutation, gen)).mean()
+
+    return _fit(vae, len(x), step, lambda: mean_elbo(vae, x_val), cfg, progress, what, "val_elbo")

@@ -25,7 +25,7 @@ def _data(name, run, mnist):
 
 def _make(name, run):
     cls = DETECTORS[name]
-    return make_detector(name, **{m: getattr(run, m) for m in cls.model_params})
+    return make_detector(name, **{m: run.models[m] for m in cls.model_params})
 
 
 @pytest.fixture(params=sorted(DETECTORS))

@@ -1,0 +1,152 @@
+"""ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
+largest confidence on uniform noise (ABS beside the run's CNN).
+
+Usage: python bench/abs_speed.py [--epochs 10] [--n-faithful 1000] [--threads 2] [--cnn-run DIR]
+
+Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
+the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
+threads: faithful inference on the first N test images, fast inference on the same images and
+on all 10,000, a grid of (prototypes, steps, refined classes) on the first `--n-curve` images,
+and confidences on 2,000 uniform-noise images. Images per second are wall-clock over whole
+batches with the prototype cache already built (its build time is reported apart). Writes
+bench/results/abs_speed.json and bench/results/abs_speed.png.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from abstain.atomic import atomic_path, write_json
+from abstain.checkpoint import config_to_dict, load_module, read_meta, save_module
+from abstain.data.datasets import load_dataset
+from abstain.data.ood import make_ood
+from abstain.models.abs import ABS, ABSConfig, MODES, Inference
+from abstain.models.classifier import CNN, ClassifierConfig
+from abstain.run import RunConfig
+from abstain.tensors import to_tensor
+from abstain.train_abs import train_abs
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME = Path(os.environ.get("ABSTAIN_HOME", Path.home() / ".cache/abstain"))
+CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
+         Inference(1000, 4, 0.1, 3), Inference(1000, 10, 0.05, 3), Inference(8000, 10, 0.05, 3),
+         Inference(8000, 10, 0.05), Inference(8000, 25, 0.05), MODES["faithful"]]
+
+
+def trained_abs(epochs: int) -> tuple[ABS, dict]:
+    cfg = replace(RunConfig().abs_train, epochs=epochs)
+    path = HOME / "bench" / f"abs_e{epochs}.safetensors"
+    if path.exists() and read_meta(path).get("train") == config_to_dict(cfg):
+        model, meta = load_module(path, ABS, ABSConfig)
+        return model, meta["training"]
+    data = load_dataset("mnist")
+    torch.manual_seed(cfg.seed)
+    model = ABS(RunConfig().abs)
+    result = train_abs(model, data.x_train, data.y_train, data.x_val, data.y_val, cfg, progress=True)
+    save_module(path, model, {"train": config_to_dict(cfg), "training": result})
+    return model.eval(), result
+
+
+def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
+    view = model.with_mode(inference)
+    t0 = time.perf_counter()
+    view.prototypes(inference.prototypes)
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        logits = torch.cat([view(to_tensor(x[i:i + 500])) for i in range(0, len(x), 500)])
+    seconds = time.perf_counter() - t0
+    pred = logits.argmax(1).numpy()
+    return {"inference": asdict(inference), "n": len(x), "accuracy": float((pred == y).mean()),
+            "images_per_second": len(x) / seconds, "ms_per_image": 1000 * seconds / len(x),
+            "prototype_cache_seconds": round(build, 2), "pred": pred}
+
+
+def noise_confidence(model: ABS, cnn: CNN | None, noise: np.ndarray) -> dict:
+    with torch.no_grad():
+        p_abs = model.confidence(model.with_mode("fast")(to_tensor(noise))).max(1).values.numpy()
+        out = {"n": len(noise), "abs_fast_max": float(p_abs.max()), "abs_fast_mean": float(p_abs.mean())}
+        few = to_tensor(noise[:200])
+        p_f = model.confidence(model.with_mode("faithful")(few)).max(1).values.numpy()
+        out.update(abs_faithful_max_first200=float(p_f.max()), abs_faithful_mean_first200=float(p_f.mean()))
+        if cnn is not None:
+            p_cnn = torch.softmax(cnn(to_tensor(noise)), 1).max(1).values.numpy()
+            out.update(cnn_max=float(p_cnn.max()), cnn_mean=float(p_cnn.mean()))
+    return out
+
+
+def plot(curve: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for r in curve:
+        i = r["inference"]
+        label = f"{i['prototypes']}p/{i['steps']}s" + (f"/top{i['refine']}" if i["refine"] else "")
+        ax.scatter(r["images_per_second"], 100 * r["accuracy"], color="C0")
+        ax.annotate(label, (r["images_per_second"], 100 * r["accuracy"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"images per second ({torch.get_num_threads()} CPU threads)")
+    ax.set_ylabel(f"accuracy on the first {curve[0]['n']} MNIST test images (%)")
+    ax.set_title("ABS inference: accuracy vs throughput")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=10, help="ABS training epochs (abstain fit --abs-epochs)")
+    ap.add_argument("--n-faithful", type=int, default=1000, help="test images for the faithful mode")
+    ap.add_argument("--n-curve", type=int, default=500, help="test images per curve point")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "abs_speed.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, training = trained_abs(args.epochs)
+    data = load_dataset("mnist")
+    cnn_path = Path(args.cnn_run) / "classifier.safetensors"
+    cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
+    nf = args.n_faithful
+    faithful = measure(model, MODES["faithful"], data.x_test[:nf], data.y_test[:nf])
+    fast_same = measure(model, MODES["fast"], data.x_test[:nf], data.y_test[:nf])
+    fast_all = measure(model, MODES["fast"], data.x_test, data.y_test)
+    curve = [measure(model, inf, data.x_test[:args.n_curve], data.y_test[:args.n_curve]) for inf in CURVE]
+    noise = noise_confidence(model, cnn, make_ood("uniform_noise", n=2000, seed=0))
+    agree = float((faithful["pred"] == fast_same["pred"]).mean())
+    for r in (faithful, fast_same, fast_all, *curve):
+        r.pop("pred")
+    res = {
+        "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}",
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
+        "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
+        "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
+        "fast_faithful_agreement": agree,
+        "speedup_fast_over_faithful": fast_same["images_per_second"] / faithful["images_per_second"],
+        "uniform_noise_confidence": noise, "curve": curve,
+        "cnn": str(cnn_path) if cnn is not None else None,
+    }
+    write_json(args.out, res)
+    plot(curve, args.out.with_suffix(".png"))
+    print(f"faithful ({nf} images): {100 * faithful['accuracy']:.2f}%  {faithful['images_per_second']:.1f} img/s")
+    print(f"fast     ({nf} images): {100 * fast_same['accuracy']:.2f}%  {fast_same['images_per_second']:.1f} img/s"
+          f"  (x{res['speedup_fast_over_faithful']:.1f}); all 10,000: {100 * fast_all['accuracy']:.2f}%")
+    print(f"uniform noise max confidence: ABS {noise['abs_fast_max']:.3f}"
+          + (f", CNN {noise['cnn_max']:.3f}" if cnn is not None else ""))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""Analysis by synthesis (ABS, Schott et al. 2019): one small VAE per class; an input belongs to
+the class whose generator explains it best.
+
+The ten VAEs are held as one grouped network (``groups = classes``): channel ``c`` of every
+layer block belongs to class ``c`` only, so a batch (N, C, 28, 28) with class-c images in
+channel c trains all ten at once, and inference decodes all ten classes in one pass. Each
+class's encoder is 1->32->32->64->16 (kernels 5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16
+outputs are the mean and log-variance of an 8-d latent), its decoder the transposed mirror
+8->32->16->16->1 with a sigmoid output: 85k parameters per class.
+
+Inference for an image x and class y (``Inference``: prototypes, steps, lr):
+
+1. prototypes: the most probable 90% of ``prototypes / 0.9`` draws from N(0, I), decoded once
+   per class and cached (deterministic seed); the start z is the prototype with the lowest
+   ||x - G_y(z)||^2 + 1/2 ||z||^2 (one matrix multiply);
+2. ``steps`` Adam steps on z (learning rate ``lr``), projecting z back to norm <= ``max_norm``;
+3. class loss l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784; logits = -l.
+
+``forward`` recomputes l at the detached optimum z*, so autograd gives Danskin's gradient
+dl_y/dx = 2 (x - G_y(z*)) / 784 and white-box attacks run on ABS.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PIXELS = 784
+
+
+@dataclass(frozen=True)
+class ABSConfig:
+    latent: int = 8
+    classes: int = 10
+    beta: float = 1.0                  # weight of the KL term in the training loss
+    max_norm: float = 5.0              # inference projects latents back to this norm
+    prototype_seed: int = 0            # the latent draws behind the prototype cache
+    #: confidence p_c ∝ exp(-scale * l_c) + offset (the reference's values): inputs no class
+    #: explains get a near-uniform output
+    confidence_scale: float = 440.0
+    confidence_offset: float = 3.9e-5
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How the latent of each class is found: prototype search, then Adam steps. With
+    `refine` = k, only the k classes whose best prototype explains x best take the steps (the
+    others keep their prototype; their loss is an upper bound, and the winner is always among
+    the refined ones); None refines all classes."""
+
+    prototypes: int = 8000
+    steps: int = 50
+    lr: float = 0.05
+    refine: int | None = None
+
+
+MODES = {
+    "faithful": Inference(8000, 50, 0.05),     # the reference's inference
+    "fast": Inference(1000, 4, 0.1),           # measured in bench/abs_speed.py
+}
+
+
+class ClassVAE(nn.Module):
+    """One class's VAE (the reference architecture): 85k parameters."""
+
+    def __init__(self, latent: int = 8):
+        super().__init__()
+        self.encoder = nn.Sequential(                                          # 1 x 28 x 28
+            nn.Conv2d(1, 32, 5), nn.BatchNorm2d(32), nn.ELU(),                 # 32 x 24 x 24
+            nn.Conv2d(32, 32, 4, 2), nn.BatchNorm2d(32), nn.ELU(),             # 32 x 11 x 11
+            nn.Conv2d(32, 64, 3, 2), nn.BatchNorm2d(64), nn.ELU(),             # 64 x 5 x 5
+            nn.Conv2d(64, 2 * latent, 5))                                      # 2L x 1 x 1: mean, log-var
+        self.decoder = nn.Sequential(                                          # L x 1 x 1
+            nn.ConvTranspose2d(latent, 32, 4), nn.BatchNorm2d(32), nn.ELU(),   # 32 x 4 x 4
+            nn.ConvTranspose2d(32, 16, 5, 2), nn.BatchNorm2d(16), nn.ELU(),    # 16 x 11 x 11
+            nn.ConvTranspose2d(16, 16, 5, 2), nn.BatchNorm2d(16), nn.ELU(),    # 16 x 25 x 25
+            nn.ConvTranspose2d(16, 1, 4))                                      # 1 x 28 x 28 (logit)
+
+    def loss(self, x: torch.Tensor, beta: float) -> torch.Tensor:
+        """x (N, 1, 28, 28) -> squared error + beta * KL of one posterior sample, (N,)."""
+        mu, logvar = self.encoder(x).flatten(1).chunk(2, dim=1)
+        logvar = logvar.clamp(-12.0, 8.0)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        rec = torch.sigmoid(self.decoder(z[:, :, None, None]))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        return (rec - x).pow(2).flatten(1).sum(1) + beta * kl
+
+
+def project(z: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Scale every latent (last axis) whose norm exceeds `max_norm` back onto that sphere."""
+    norm = z.norm(dim=-1, keepdim=True)
+    return z * (max_norm / norm.clamp_min(max_norm))
+
+
+class ABS(nn.Module):
+    """Ten class-conditional VAEs and their analysis-by-synthesis inference.
+
+    ``forward(x)``: (N, 1, 28, 28) float in [0, 1] -> logits (N, 10) = minus the class losses,
+    with Danskin's gradient to x. Two plain attributes change what it computes:
+
+    * ``mode``: ``"faithful"`` (default; 8,000 prototypes, 50 Adam steps), ``"fast"``, or any
+      :class:`Inference`; ``with_mode(mode)`` returns a view with another mode;
+    * ``binarize``: threshold the input at 0.5 first (binary ABS; the gradient passes the
+      threshold straight through); ``binary()`` returns such a view.
+
+    Views share the weights and the prototype cache with the model they come from.
+    ``reconstructions(x)`` gives the ten per-class reconstructions G_y(z*_y) as (N, 10, 28, 28);
+    ``confidence(logits)`` the calibrated probabilities with the offset.
+    """
+
+    def __init__(self, config: ABSConfig = ABSConfig()):
+        super().__init__()
+        self.config = config
+        self.vaes = nn.ModuleList(ClassVAE(config.latent) for _ in range(config.classes))
+        self.mode: str | Inference = "faithful"
+        self.binarize = False
+        self.batch_size = 500           # images per inference chunk (memory, not results)
+        self._cache: dict = {}          # shared with views: folded decoder, prototypes
+
+    # -- views ------------------------------------------------------------------------------
+    def with_mode(self, mode: str | Inference) -> "ABS":
+        self.inference(mode)                           # validates
+        view = copy.copy(self)
+        view.mode = mode
+        return view
+
+    def binary(self) -> "ABS":
+        view = copy.copy(self)
+        view.binarize = True
+        return view
+
+    def inference(self, mode: str | Inference | None = None) -> Inference:
+        mode = self.mode if mode is None else mode
+        if isinstance(mode, Inference):
+            return mode
+        if mode not in MODES:
+            raise ValueError(f"unknown ABS mode {mode!r}; known: {', '.join(MODES)} or an Inference")
+        return MODES[mode]
+
+    # -- inference path (BatchNorm folded, weights detached, cached) -----------------------
+    def _token(self) -> tuple:
+        return tuple((id(t), t._version) for t in (*self.parameters(), *self.buffers()))
+
+    def _cached(self, key, build):
+        token = self._token()
+        if self._cache.get("token") != token:
+            self._cache.clear()
+            self._cache["token"] = token
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def _folded(self) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """The ten decoders as one grouped network: per layer, the classes' transposed
+        convolutions stacked along the input channels, each with its (eval-mode) BatchNorm
+        folded in. Returns [(weight, bias, stride)]."""
+        per_class = []
+        for vae in self.vaes:
+            mods, layers = list(vae.decoder), []
+            for i, conv in enumerate(mods):
+                if not isinstance(conv, nn.ConvTranspose2d):
+                    continue
+                w, b = conv.weight.detach(), conv.bias.detach()       # w: (in, out, k, k)
+                if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
+                    bn = mods[i + 1]
+                    scale = bn.weight.detach() / (bn.running_var + bn.eps).sqrt()
+                    w, b = w * scale[None, :, None, None], (b - bn.running_mean) * scale + bn.bias.detach()
+                layers.append((w, b, conv.stride[0]))
+            per_class.append(layers)
+        return [(torch.cat([p[k][0] for p in per_class]).contiguous(),
+                 torch.cat([p[k][1] for p in per_class]).contiguous(), per_class[0][k][2])
+                for k in range(len(per_class[0]))]
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Inference decoder: (N, C, L) -> (N, C, 784) in [0, 1], eval-mode BatchNorm, no
+        gradient to the weights (gradient to z only)."""
+        layers = self._cached("folded", self._folded)
+        h = z.reshape(len(z), -1, 1, 1)
+        for k, (w, b, stride) in enumerate(layers):
+            h = F.conv_transpose2d(h, w.to(h), b.to(h), stride=stride, groups=self.config.classes)
+            h = F.elu(h) if k + 1 < len(layers) else torch.sigmoid(h)
+        return h.flatten(2)
+
+    def _per_class(self) -> list[list[tuple[torch.Tensor, torch.Tensor, int]]]:
+        c = self.config.classes
+        return [[(w[k * len(w) // c:(k + 1) * len(w) // c].contiguous(),
+                  b[k * len(b) // c:(k + 1) * len(b) // c].contiguous(), s)
+                 for w, b, s in self._cached("folded", self._folded)] for k in range(c)]
+
+    def generate_classes(self, z: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+        """Like `generate` for pairs: latents z (P, L), classes cls (P,) -> G_cls(z) (P, 784)."""
+        layers = self._cached("per_class", self._per_class)
+        order = torch.argsort(cls, stable=True)
+        counts = torch.bincount(cls, minlength=self.config.classes).tolist()
+        parts, start = [], 0
+        for c, n in enumerate(counts):
+            if n == 0:
+                continue
+            h = z[order[start:start + n]][:, :, None, None]
+            for k, (w, b, stride) in enumerate(layers[c]):
+                h = F.conv_transpose2d(h, w.to(h), b.to(h), stride=stride)
+                h = F.elu(h) if k + 1 < len(layers[c]) else torch.sigmoid(h)
+            parts.append(h.flatten(1))
+            start += n
+        return torch.cat(parts)[torch.argsort(order)]
+
+    def prototypes(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The n most probable of n / 0.9 draws from N(0, I) (seeded), decoded by every class:
+        latents (n, L), images (C, n, 784), prior terms 1/2 ||z||^2 + ||G(z)||^2 (C, n)."""
+        def build():
+            gen = torch.Generator().manual_seed(self.config.prototype_seed)
+            draws = torch.randn(n * 10 // 9, self.config.latent, generator=gen)
+            z = draws[draws.norm(dim=1).argsort()[:n]]
+            with torch.no_grad():
+                images = torch.cat([self.generate(z[i:i + 1000, None].expand(-1, self.config.classes, -1))
+                                    for i in range(0, n, 1000)]).transpose(0, 1).contiguous()
+            const = 0.5 * z.pow(2).sum(1) + images.pow(2).sum(-1)
+            return z, images, const
+        return self._cached(("prototypes", n), build)
+
+    @torch.no_grad()
+    def nearest_prototypes(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """x (N, 784) -> for each class, the index of the prototype with the lowest loss (N, C)."""
+        _, images, const = self.prototypes(n)
+        # ||x - g||^2 + 1/2 ||z||^2 = ||x||^2 - 2 x.g + (||g||^2 + 1/2 ||z||^2); ||x||^2 is shared
+        scores = const[None] - 2.0 * torch.einsum("np,ckp->nck", x.to(images), images)
+        return scores.argmin(-1)
+
+    @torch.no_grad()
+    def solve(self, x: torch.Tensor, inference: Inference) -> tuple[torch.Tensor, torch.Tensor]:
+        """The optimum latent of every class for images x (N, 784) and its decoding:
+        z* (N, C, L), G(z*) (N, C, 784); no gradient anywhere."""
+        c = self.config.classes
+        idx = self.nearest_prototypes(x, inference.prototypes)
+        z0, images, _ = self.prototypes(inference.prototypes)
+        z, rec = z0[idx], images[torch.arange(c), idx]     # the cache already holds G(z0)
+        if inference.steps == 0:
+            return z, rec
+        k = min(inference.refine or c, c)
+        if k == c:
+            z = self._adam(z, lambda q: self._losses(x, q, self.generate(q)).sum(), inference)
+            return z, self.generate(z)
+        top = self._losses(x, z, rec).topk(k, dim=1, largest=False).indices     # (N, k)
+        rows = torch.arange(len(x))[:, None].expand_as(top)
+        xp, cls = x[rows.flatten()], top.flatten()                             # one row per pair
+
+        def loss(q):
+            return ((xp - self.generate_classes(q, cls)).pow(2).sum() + 0.5 * q.pow(2).sum()) / PIXELS
+        zp = self._adam(z[rows, top].flatten(0, 1), loss, inference)
+        z[rows, top] = zp.view(len(x), k, -1)
+        rec[rows, top] = self.generate_classes(zp, cls).view(len(x), k, -1)
+        return z, rec
+
+    def _adam(self, z0: torch.Tensor, loss_fn, inference: Inference) -> torch.Tensor:
+        """`inference.steps` Adam steps on z from z0, each followed by the norm projection."""
+        with torch.enable_grad():
+            z = z0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=inference.lr)
+            for _ in range(inference.steps):
+                loss = loss_fn(z)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    z.copy_(project(z, self.config.max_norm))
+        return z.detach()
+
+    @staticmethod
+    def _losses(x: torch.Tensor, z: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
+        """(||x - rec||^2 + 1/2 ||z||^2) / 784 for x (N, 784), z (N, C, L), rec (N, C, 784)."""
+        return ((x[:, None] - rec).pow(2).sum(-1) + 0.5 * z.pow(2).sum(-1)) / PIXELS
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"ABS expects (N, 1, 28, 28) images, got {tuple(x.shape)}")
+        x = x.flatten(1)
+        if self.binarize:          # straight-through: forward thresholds, gradient passes as is
+            x = x + ((x > 0.5).to(x) - x).detach()
+        return x
+
+    def class_losses(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, 28) -> l (N, C), differentiable in x with Danskin's gradient: z* and
+        G(z*) are constants, so dl_y/dx = 2 (x - G_y(z*)) / 784."""
+        inference, x = self.inference(), self._prepare(x)
+        out = []
+        for i in range(0, len(x), self.batch_size):
+            xb = x[i:i + self.batch_size]
+            z, rec = self.solve(xb.detach(), inference)
+            out.append(self._losses(xb, z, rec))
+        return torch.cat(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.class_losses(x)
+
+    @torch.no_grad()
+    def reconstructions(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, 28) -> each class's best explanation G_y(z*_y), (N, C, 28, 28)."""
+        inference, x = self.inference(), self._prepare(x)
+        out = [self.solve(x[i:i + self.batch_size], inference)[1] for i in range(0, len(x), self.batch_size)]
+        return torch.cat(out).view(len(x), self.config.classes, 28, 28)
+
+    def confidence(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities p_c ∝ exp(scale * logit_c) + offset, with logits = -l (N, C)."""
+        w = torch.exp(self.config.confidence_scale * logits.clamp_max(0.0)) + self.config.confidence_offset
+        return w / w.sum(-1, keepdim=True)
+
+
+def abs_parameters_per_class(config: ABSConfig = ABSConfig()) -> int:
+    return sum(p.numel() for p in ABS(config).parameters()) // config.classes
+
+
+__all__ = ["ABS", "ABSConfig", "Inference", "MODES", "project", "abs_parameters_per_class"]

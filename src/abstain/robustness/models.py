@@ -1,0 +1,113 @@
+"""The models `abstain robustness` compares, by name: one small registry of factories.
+
+A model is any torch module in eval mode mapping (N, 1, 28, 28) floats in [0, 1] to logits
+(N, 10). It may also offer `reconstructions(x)` -> (N, 10, 28, 28), one image per class (ABS
+does); the decision-based search then also walks toward those.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    factory: Callable[..., nn.Module]    # factory(run, progress) -> model in eval mode
+    slow: bool = False                   # slow models get the smaller attack budget
+    about: str = ""
+    available: Callable[..., bool] = lambda run: True
+
+
+ROBUSTNESS_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, slow: bool = False, about: str = "", available=lambda run: True):
+    def wrap(factory):
+        ROBUSTNESS_MODELS[name] = ModelEntry(factory, slow, about, available)
+        return factory
+    return wrap
+
+
+def parse_models(text: str | None, run) -> list[str]:
+    """'cnn,madry' -> ['cnn', 'madry'], checked before any attack runs; None -> every
+    registered model the run has (cnn, madry, and the ABS pair when the run has an ABS model)."""
+    if text is None:
+        return [n for n, e in ROBUSTNESS_MODELS.items() if e.available(run)]
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in ROBUSTNESS_MODELS]
+    if unknown or not names:
+        raise InputError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
+                         f"known: {', '.join(ROBUSTNESS_MODELS)}")
+    for n in names:
+        if not ROBUSTNESS_MODELS[n].available(run):
+            ROBUSTNESS_MODELS[n].factory(run)          # raises the model's own InputError
+    return list(dict.fromkeys(names))
+
+
+def load_model(name: str, run, progress: bool = False) -> nn.Module:
+    return ROBUSTNESS_MODELS[name].factory(run, progress).eval()
+
+
+def abs_of(run) -> nn.Module | None:
+    """The run's analysis-by-synthesis model, or None. The one place that knows where it lives."""
+    return getattr(run, "models", {}).get("abs")
+
+
+class Binarized(nn.Module):
+    """`model` on inputs binarized at 0.5. The backward pass is the identity (straight-through,
+    as the ABS authors attack their binary model), so gradient attacks still have a direction."""
+
+    def __init__(self, model: nn.Module, threshold: float = 0.5):
+        super().__init__()
+        self.model, self.threshold = model, threshold
+
+    def binarize(self, x: torch.Tensor) -> torch.Tensor:
+        return x + ((x > self.threshold).to(x) - x).detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.binarize(x))
+
+    def reconstructions(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.reconstructions(self.binarize(x))
+
+
+@register_model("cnn", about="the run's classifier (the foundation CNN)")
+def _cnn(run, progress: bool = False) -> nn.Module:
+    return run.classifier
+
+
+@register_model("madry", about="the same CNN, adversarially trained (FGSM with random start, "
+                "Wong et al. 2020) at L-inf eps 0.3; trained into the run folder on first use")
+def _madry(run, progress: bool = False) -> nn.Module:
+    from .adversarial_training import adversarial_cnn
+    return adversarial_cnn(run, progress=progress)
+
+
+def _abs(run, binary: bool) -> nn.Module:
+    """Resolved lazily: the run's models["abs"], binarized for binary_abs."""
+    model = abs_of(run)
+    if model is None:
+        raise InputError(f"this run has no ABS model ({run.path}); "
+                         "leave abs / binary_abs out of --models")
+    return Binarized(model) if binary else model
+
+
+def _has_abs(run) -> bool:
+    return abs_of(run) is not None
+
+
+@register_model("abs", slow=True, available=_has_abs,
+                about="analysis by synthesis: one VAE per class (Schott et al. 2019)")
+def _abs_plain(run, progress: bool = False) -> nn.Module:
+    return _abs(run, binary=False)
+
+
+@register_model("binary_abs", slow=True, available=_has_abs,
+                about="ABS on inputs binarized at 0.5 (straight-through gradients)")
+def _abs_binary(run, progress: bool = False) -> nn.Module:
+    return _abs(run, binary=True)

@@ -1,0 +1,57 @@
+"""Training the ten per-class VAEs of an ABS model: each sees only its own class."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .models.abs import ABS
+from .tensors import to_tensor
+from .train import TrainConfig, _fit, random_shift
+
+
+def _by_class(y: np.ndarray, classes: int) -> list[np.ndarray]:
+    rows = [np.flatnonzero(y == c) for c in range(classes)]
+    if any(len(r) == 0 for r in rows):
+        missing = [c for c, r in enumerate(rows) if len(r) == 0]
+        raise ValueError(f"ABS needs training images of every class; none for {missing}")
+    return rows
+
+
+@torch.no_grad()
+def mean_abs_loss(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 1000) -> float:
+    """Mean over classes of each class VAE's loss (squared error + beta KL) on its own images;
+    the posterior noise is fixed by `seed`, so the number is deterministic."""
+    model.eval()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        per_class = []
+        for c, rows in enumerate(_by_class(y, model.config.classes)):
+            vae = model.vaes[c]
+            total = sum(vae.loss(to_tensor(x[rows[i:i + batch_size]]), model.config.beta).sum().item()
+                        for i in range(0, len(rows), batch_size))
+            per_class.append(total / len(rows))
+    return float(np.mean(per_class))
+
+
+def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+              cfg: TrainConfig = TrainConfig(), progress: bool = False) -> dict:
+    """Every class VAE minimises squared error + beta * KL on batches of its own class
+    (`cfg.batch_size` images each, shifted by up to `cfg.shift` pixels). One epoch passes over
+    the largest class once; smaller classes are spread over the same number of batches.
+    Keeps the weights with the lowest validation loss."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x, y = (x[:cfg.max_train], y[:cfg.max_train]) if cfg.max_train else (x, y)
+    rows = _by_class(y, model.config.classes)
+    n = max(len(r) for r in rows)
+
+    def step(idx):
+        losses = []
+        for vae, r in zip(model.vaes, rows):
+            xb = random_shift(to_tensor(x[r[(idx * len(r)) // n]]), cfg.shift, gen)
+            losses.append(vae.loss(xb, model.config.beta).mean())
+        return torch.stack(losses).sum()
+
+    result = _fit(model, n, step, lambda: -mean_abs_loss(model, x_val, y_val, cfg.seed), cfg, progress,
+                  "ABS VAEs", "val_neg_loss")
+    return result

@@ -1,0 +1,133 @@
+"""ABS: Danskin gradient, inference modes, confidence offset, prototype cache, projection."""
+import numpy as np
+import pytest
+import torch
+
+from abstain.models.abs import ABS, MODES, Inference, project
+from abstain.tensors import to_tensor
+
+SMALL = Inference(prototypes=300, steps=5, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run):
+    return tiny_run.models["abs"].eval()
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    return to_tensor(mnist.x_test[:32]), torch.from_numpy(mnist.y_test[:32]).long()
+
+
+def test_forward_gives_danskin_gradient(model, digits):
+    x = digits[0][:8].clone().requires_grad_(True)
+    view = model.with_mode(SMALL)
+    losses = -view(x)                                           # (8, 10)
+    grads = torch.autograd.grad(losses[:, 3].sum(), x)[0]
+    z, rec = model.solve(x.detach().flatten(1), SMALL)
+    expected = 2.0 * (x.detach().flatten(1) - rec[:, 3]) / 784
+    torch.testing.assert_close(grads.flatten(1), expected, rtol=1e-5, atol=1e-8)
+    # the loss itself is the one at the optimum, and no gradient leaks into the weights
+    l3 = ((x.detach().flatten(1) - rec[:, 3]).pow(2).sum(1) + 0.5 * z[:, 3].pow(2).sum(1)) / 784
+    torch.testing.assert_close(losses[:, 3].detach(), l3)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_danskin_gradient_matches_finite_differences_of_the_loss_at_z_star(model, digits):
+    x = digits[0][:1].double().flatten(1)
+    z, rec = model.solve(x.float(), SMALL)
+    g = 2.0 * (x - rec[:, 0].double()) / 784
+    d = torch.randn_like(x)
+    eps = 1e-4
+
+    def loss(xx):                                 # l_0 at the fixed optimum z*
+        return ((xx - rec[:, 0].double()).pow(2).sum() + 0.5 * z[:, 0].double().pow(2).sum()) / 784
+    numeric = (loss(x + eps * d) - loss(x - eps * d)) / (2 * eps)
+    assert float(numeric) == pytest.approx(float((g * d).sum()), rel=1e-6)
+
+
+def test_optimisation_lowers_the_loss_of_every_class(model, digits):
+    x = digits[0][:16]
+    start = -model.with_mode(Inference(300, 0))(x)
+    refined = -model.with_mode(Inference(300, 20, 0.05))(x)
+    assert (refined <= start + 1e-6).float().mean() > 0.95
+    assert refined.mean() < start.mean()
+
+
+def test_faithful_and_fast_agree_on_most_digits(model, digits):
+    x, y = digits
+    faithful = model.with_mode("faithful")(x).argmax(1)
+    fast = model.with_mode("fast")(x).argmax(1)
+    assert (faithful == fast).float().mean() >= 0.9
+    assert (faithful == y).float().mean() >= 0.8          # a 1-epoch model on 5,000 images
+
+
+def test_uniform_noise_gets_near_uniform_confidence(model, digits):
+    noise = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    conf = model.confidence(model.with_mode("fast")(noise)).max(1).values
+    assert conf.max() < 0.15 and conf.min() >= 0.1
+    digit_conf = model.confidence(model.with_mode("fast")(digits[0])).max(1).values
+    assert digit_conf.median() > conf.max()
+
+
+def test_confidence_is_a_distribution_with_the_offset(model):
+    logits = -torch.tensor([[0.01, 0.5, 0.5], [0.3, 0.3, 0.3]])
+    p = model.confidence(logits)
+    torch.testing.assert_close(p.sum(1), torch.ones(2))
+    torch.testing.assert_close(p[1], torch.full((3,), 1 / 3))
+    w = np.exp(-440 * np.array([0.01, 0.5, 0.5])) + 3.9e-5
+    np.testing.assert_allclose(p[0].numpy(), w / w.sum(), rtol=1e-5)
+
+
+def test_prototype_cache_is_deterministic_and_most_probable(model):
+    fresh = ABS(model.config)
+    fresh.load_state_dict(model.state_dict())
+    fresh.eval()
+    z1, img1, c1 = model.prototypes(500)
+    z2, img2, c2 = fresh.prototypes(500)
+    assert torch.equal(z1, z2) and torch.allclose(img1, img2) and torch.allclose(c1, c2)
+    assert img1.shape == (10, 500, 784) and z1.shape == (500, 8)
+    draws = torch.randn(555, 8, generator=torch.Generator().manual_seed(model.config.prototype_seed))
+    kept = set(map(tuple, z1.tolist()))
+    dropped = torch.stack([d for d in draws if tuple(d.tolist()) not in kept])
+    assert len(dropped) == 55 and dropped.norm(dim=1).min() >= z1.norm(dim=1).max()
+
+
+def test_cache_follows_the_weights(model):
+    m = ABS(model.config)
+    m.load_state_dict(model.state_dict())
+    m.eval()
+    before = m.prototypes(100)[1].clone()
+    with torch.no_grad():
+        m.vaes[0].decoder[0].bias.add_(1.0)
+    after = m.prototypes(100)[1]
+    assert not torch.allclose(before[0], after[0]) and torch.allclose(before[1], after[1])
+
+
+def test_projection_keeps_latents_in_the_ball(model, digits):
+    z = torch.randn(100, 10, 8) * 4
+    p = project(z, 5.0)
+    assert (p.norm(dim=-1) <= 5.0 + 1e-5).all()
+    inside = z.norm(dim=-1) <= 5.0
+    assert torch.equal(p[inside], z[inside])
+    z_star, _ = model.solve(digits[0][:8].flatten(1), Inference(100, 10, lr=3.0))   # huge steps
+    assert (z_star.norm(dim=-1) <= 5.0 + 1e-5).all()
+
+
+def test_views_share_weights_and_binary_thresholds(model, digits):
+    x = digits[0][:4]
+    b = model.with_mode(SMALL).binary()
+    assert b.binarize and not model.binarize and model.mode == "faithful"
+    assert b.vaes is model.vaes
+    torch.testing.assert_close(b(x), model.with_mode(SMALL)((x > 0.5).float()))
+    with pytest.raises(ValueError, match="unknown ABS mode"):
+        model.with_mode("nope")
+
+
+def test_reconstructions_are_the_decoded_optima(model, digits):
+    x = digits[0][:4]
+    recs = model.with_mode(SMALL).reconstructions(x)
+    assert recs.shape == (4, 10, 28, 28) and recs.min() >= 0 and recs.max() <= 1
+    _, rec = model.solve(x.flatten(1), SMALL)
+    torch.testing.assert_close(recs.flatten(2), rec)
+    assert MODES["faithful"] == Inference(8000, 50, 0.05)

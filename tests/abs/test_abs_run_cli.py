@@ -1,0 +1,73 @@
+"""ABS in a run: checkpoint round trip, the `abs` detector, `score --classifier abs`, `check --explain`."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from abstain.cli import main
+from abstain.detectors import make_detector
+from abstain.errors import InputError
+from abstain.explain import thumbnail
+from abstain.run import load_run
+
+
+def test_run_saves_and_reloads_abs(tiny_run):
+    assert (tiny_run.path / "abs.safetensors").exists()
+    loaded = load_run(tiny_run.path).models["abs"]
+    for (k, a), (_, b) in zip(tiny_run.models["abs"].state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert tiny_run.info["abs"]["history"]
+
+
+def test_abs_detector_is_minus_the_best_class_loss(tiny_run, mnist):
+    x = mnist.x_test[:8]
+    det = make_detector("abs", abs=tiny_run.models["abs"]).fit(mnist.x_train[:100])
+    logits = tiny_run.models["abs"].with_mode("fast")(torch.from_numpy(x).float().div(255)[:, None])
+    np.testing.assert_allclose(det.score_samples(x), logits.max(1).values.double().numpy(), rtol=1e-5)
+    with pytest.raises(InputError, match="unknown ABS mode"):
+        make_detector("abs", abs=tiny_run.models["abs"], mode="slowest").fit(x)
+
+
+def test_score_classifier_abs_adds_class_and_confidence(tiny_run, mnist, tmp_path):
+    x = mnist.x_test[:6]
+    np.save(tmp_path / "x.npy", x)
+    args = ["score", "--run", str(tiny_run.path), "--input", str(tmp_path / "x.npy"), "--json"]
+    assert main([*args, str(tmp_path / "cnn.json")]) == 0
+    assert main([*args, str(tmp_path / "abs.json"), "--classifier", "abs"]) == 0
+    cnn = json.loads((tmp_path / "cnn.json").read_text())
+    out = json.loads((tmp_path / "abs.json").read_text())
+    assert "abs_class" not in cnn["images"][0]
+    logits = tiny_run.models["abs"].with_mode("fast")(torch.from_numpy(x).float().div(255)[:, None])
+    assert [im["abs_class"] for im in out["images"]] == logits.argmax(1).tolist()
+    assert all(0.1 <= im["abs_confidence"] <= 1 for im in out["images"])
+    assert [im["class"] for im in out["images"]] == [im["class"] for im in cnn["images"]]
+    assert out["images"][0]["scores"]["abs"] == pytest.approx(float(logits[0].max()), rel=1e-5)
+
+
+def test_check_explain_prints_and_draws_the_reconstructions(tiny_run, mnist, tmp_path, capsys):
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"d{i}.png")
+        Image.fromarray(mnist.x_test[i]).save(paths[-1])
+    assert main(["check", "--run", str(tiny_run.path), *map(str, paths), "--explain",
+                 "--json", str(tmp_path / "v.json")]) == 0
+    text = capsys.readouterr().out
+    assert text.count("l=") == 20 and "input" in text and "*" in text
+    entries = json.loads((tmp_path / "v.json").read_text())
+    losses = entries[0]["abs"]["losses"]
+    assert len(losses) == 10 and entries[0]["abs"]["class"] == int(np.argmin(losses))
+    png = Image.open(tmp_path / "v.abs.png")
+    assert png.size[0] > 11 * 56 and png.size[1] > 2 * 56
+    assert main(["check", "--run", str(tiny_run.path), str(paths[0]), "--explain-png",
+                 str(tmp_path / "one.png")]) == 0
+    assert Image.open(tmp_path / "one.png").size[1] < png.size[1]
+
+
+def test_thumbnail_pools_to_14_by_14():
+    img = np.zeros((28, 28))
+    img[:2, :2] = 1.0
+    rows = thumbnail(img)
+    assert len(rows) == 14 and all(len(r) == 14 for r in rows)
+    assert rows[0][0] == "@" and rows[0][1] == " " and rows[13] == " " * 14

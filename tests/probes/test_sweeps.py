@@ -1,0 +1,82 @@
+"""Sweeps on the tiny real run: sensible figures, and the two summaries checked against numpy."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from abstain.errors import InputError
+from abstain.probes import run_probes
+from abstain.probes.sweeps import SWEEPS, overconfidence, pearson, run_sweep, sample_test
+from abstain.train import accuracy
+
+
+def test_overconfidence_and_pearson_against_numpy(rng):
+    conf, acc = rng.uniform(0.5, 1, 13), rng.uniform(0, 1, 13)
+    assert overconfidence(conf, acc) == pytest.approx(float(np.mean(conf) - np.mean(acc)), abs=1e-12)
+    assert overconfidence([0.9, 0.95, 0.99], [0.9, 0.5, 0.1]) == pytest.approx((0 + 0.45 + 0.89) / 3)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    assert pearson(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
+    assert pearson(a, b) == pytest.approx(stats.pearsonr(a, b).statistic, abs=1e-12)
+    assert pearson(a, 3 * a + 1) == pytest.approx(1.0)
+    assert pearson(a, -a) == pytest.approx(-1.0)
+    assert pearson([0.1, 0.1, 0.1], [0, 0.5, 1]) is None          # no spread: undefined, not 0
+    assert pearson([1.0], [2.0]) is None
+    with pytest.raises(InputError):
+        pearson([1, 2, 3], [1, 2])
+
+
+def _steps(result, name):
+    return {s["value"]: s for s in result["sweeps"][name]["steps"]}
+
+
+def test_identity_step_is_the_runs_test_accuracy(probe_result, probe_settings, tiny_run):
+    _, x, y = sample_test(tiny_run.dataset, probe_settings["n"], probe_result["settings"]["seed"])
+    acc = accuracy(tiny_run.classifier, x, y)
+    for name in probe_settings["sweeps"]:
+        ident = _steps(probe_result, name)[SWEEPS[name].identity]
+        assert ident["accuracy"] == pytest.approx(acc, abs=1e-12), name
+        assert ident["abstain"] < 0.15                       # the guard accepts ~95% of clean digits
+        assert set(ident["scores"]) == set(tiny_run.guard.detectors)
+
+
+def test_rotation_and_translation_hurt_and_the_guard_notices(probe_result, probe_settings):
+    rot = _steps(probe_result, "rotate")
+    assert rot[180]["accuracy"] < rot[0]["accuracy"] - 0.35   # far below (0, 1, 8 survive a half turn)
+    assert rot[90]["accuracy"] < 0.4
+    assert rot[180]["abstain"] > rot[0]["abstain"] + 0.3
+    accs = [rot[v]["accuracy"] for v in SWEEPS["rotate"].values]
+    assert accs[0] == max(accs) and all(a >= b - 0.05 for a, b in zip(accs[:7], accs[1:7]))   # falls to 90
+    tx = _steps(probe_result, "translate_x")
+    assert tx[8]["accuracy"] < tx[0]["accuracy"] - 0.3 and tx[-8]["accuracy"] < tx[0]["accuracy"] - 0.3
+    assert tx[2]["accuracy"] > tx[0]["accuracy"] - 0.05       # trained with 1 px shifts: small moves are fine
+    for name in probe_settings["sweeps"]:
+        sw = probe_result["sweeps"][name]
+        conf = [s["confidence"] for s in sw["steps"]]
+        acc = [s["accuracy"] for s in sw["steps"]]
+        abst = [s["abstain"] for s in sw["steps"]]
+        assert sw["overconfidence"] == pytest.approx(np.mean(np.subtract(conf, acc)))
+        assert sw["overconfidence"] > 0                        # the classifier is surer than right
+        assert sw["correlation"] == pytest.approx(np.corrcoef(abst, 1 - np.array(acc))[0, 1])
+        assert sw["correlation"] > 0.5
+        for s in sw["steps"]:
+            assert all(np.isfinite(v) for v in s["scores"].values())
+    json.dumps(probe_result, allow_nan=False)                  # JSON-able as it is
+
+
+def test_every_sweep_runs_on_a_few_images(tiny_run, mnist):
+    x, y = mnist.x_test[:20], mnist.y_test[:20]
+    for sweep in SWEEPS.values():
+        r = run_sweep(tiny_run.guard, sweep, x, y)
+        assert [s["value"] for s in r["steps"]] == list(sweep.values)
+        assert all(0 <= s["accuracy"] <= 1 and 0 <= s["abstain"] <= 1 and 0.1 <= s["confidence"] <= 1
+                   for s in r["steps"]), sweep.name
+
+
+def test_bad_settings_are_input_errors(tiny_run):
+    with pytest.raises(InputError, match="unknown sweep"):
+        run_probes(tiny_run, sweeps=["rotate", "wobble"])
+    with pytest.raises(InputError, match="at least 1"):
+        run_probes(tiny_run, n=0)
