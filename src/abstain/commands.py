@@ -235,7 +235,8 @@ def cmd_probe(args) -> int:
     sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()] if args.sweeps else None
     run = _load(args.run)
     result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(),
-                        pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed))
+                        pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed),
+                        all_detectors=args.all_detectors)
     print(format_summary(result))
     if args.json:
         _write_json(args.json, result)

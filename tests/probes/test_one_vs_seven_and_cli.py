@@ -67,15 +67,15 @@ def test_standalone_report(probe_result, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_cli_probe_json_and_summary(tiny_run, probe_result, probe_settings, tmp_path, capsys):
+def test_cli_probe_json_and_summary(tiny_run, probe_result, tmp_path, capsys):
     out = tmp_path / "probe.json"
-    assert main(["probe", "--run", str(tiny_run.path), "--n", "40", "--sweeps", ",".join(probe_settings["sweeps"]),
+    assert main(["probe", "--run", str(tiny_run.path), "--n", "40", "--sweeps", "rotate",
                  "--epochs", "1", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "top bar" in text and "overconf" in text and "rotate" in text
     r = json.loads(out.read_text())
     assert set(r) >= {"run", "dataset", "guard", "settings", "one_vs_seven", "sweeps", "shapes"}
-    assert r["settings"] == {"n": 40, "seed": 0} and list(r["sweeps"]) == probe_settings["sweeps"]
+    assert r["settings"]["n"] == 40 and r["settings"]["seed"] == 0 and list(r["sweeps"]) == ["rotate"]
     sw = r["sweeps"]["rotate"]
     assert set(sw) >= {"unit", "identity", "steps", "overconfidence", "correlation"}
     assert set(sw["steps"][0]) >= {"value", "accuracy", "confidence", "abstain", "scores"}

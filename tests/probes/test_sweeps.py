@@ -9,7 +9,7 @@ from scipy import stats
 
 from abstain.errors import InputError
 from abstain.probes import run_probes
-from abstain.probes.sweeps import SWEEPS, overconfidence, pearson, run_sweep, sample_test
+from abstain.probes.sweeps import SWEEPS, overconfidence, pearson, run_sweep, sample_test, sweep_detectors
 from abstain.train import accuracy
 
 
@@ -39,7 +39,7 @@ def test_identity_step_is_the_runs_test_accuracy(probe_result, probe_settings, t
         ident = _steps(probe_result, name)[SWEEPS[name].identity]
         assert ident["accuracy"] == pytest.approx(acc, abs=1e-12), name
         assert ident["abstain"] < 0.15                       # the guard accepts ~95% of clean digits
-        assert set(ident["scores"]) == set(tiny_run.guard.detectors)
+        assert list(ident["scores"]) == sweep_detectors(tiny_run.guard) == probe_result["settings"]["sweep_detectors"]
 
 
 def test_rotation_and_translation_hurt_and_the_guard_notices(probe_result, probe_settings):
@@ -80,3 +80,14 @@ def test_bad_settings_are_input_errors(tiny_run):
         run_probes(tiny_run, sweeps=["rotate", "wobble"])
     with pytest.raises(InputError, match="at least 1"):
         run_probes(tiny_run, n=0)
+
+
+def test_sweep_detectors_default_and_all(tiny_run):
+    guard = tiny_run.guard
+    default, every = sweep_detectors(guard), sweep_detectors(guard, all_detectors=True)
+    assert default[0] == every[0] == guard.detector
+    assert set(every) == set(guard.detectors) and len(every) == len(guard.detectors)
+    assert all(guard.detectors[d].input != "images" for d in default[1:])
+    assert {"msp", "knn"} <= set(default)
+    r = run_sweep(guard, SWEEPS["invert"], tiny_run.dataset.x_test[:10], tiny_run.dataset.y_test[:10], every)
+    assert list(r["steps"][0]["scores"]) == every

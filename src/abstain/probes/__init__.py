@@ -19,7 +19,7 @@ from ..errors import InputError
 from .one_vs_seven import PairConfig, run_one_vs_seven
 from .shapes import make_shapes
 from .summary import format_summary
-from .sweeps import SWEEPS, run_sweeps, sample_test
+from .sweeps import SWEEPS, run_sweeps, sample_test, sweep_detectors
 
 __all__ = ["run_probes", "probe_shapes", "format_summary", "SWEEPS", "PairConfig"]
 
@@ -34,9 +34,10 @@ def probe_shapes(guard) -> list[dict]:
 
 
 def run_probes(run, n: int = DEFAULT_N, seed: int = 0, sweeps=None, pair: PairConfig = PairConfig(),
-               progress: bool = False) -> dict:
+               all_detectors: bool = False, progress: bool = False) -> dict:
     """All three probes on a loaded run. `n` test digits (drawn with `seed`) go through every
-    sweep step; `sweeps` names a subset of SWEEPS; `pair` sets the 1-vs-7 training."""
+    sweep step; `sweeps` names a subset of SWEEPS; `pair` sets the 1-vs-7 training;
+    `all_detectors` also scores the input-space detectors along the sweeps (slow)."""
     if n < 1:
         raise InputError(f"probe: n must be at least 1, got {n}")
     unknown = [s for s in (sweeps or []) if s not in SWEEPS]
@@ -48,7 +49,7 @@ def run_probes(run, n: int = DEFAULT_N, seed: int = 0, sweeps=None, pair: PairCo
     timings = {}
     one_vs_seven = run_one_vs_seven(run, pair, progress)
     timings["one_vs_seven_s"] = time.perf_counter() - t0
-    sweep_results = run_sweeps(run.guard, x, y, sweeps, progress)
+    sweep_results = run_sweeps(run.guard, x, y, sweeps, all_detectors, progress)
     timings["sweeps_s"] = time.perf_counter() - t0 - timings["one_vs_seven_s"]
     shapes = probe_shapes(run.guard)
     timings["total_s"] = time.perf_counter() - t0
@@ -56,6 +57,7 @@ def run_probes(run, n: int = DEFAULT_N, seed: int = 0, sweeps=None, pair: PairCo
             "class_names": list(run.guard.class_names),
             "guard": {"detector": run.guard.detector, "threshold": run.guard.threshold_,
                       "accept": run.guard.accept, "detectors": list(run.guard.detectors)},
-            "settings": {"n": int(len(idx)), "seed": seed},
+            "settings": {"n": int(len(idx)), "seed": seed,
+                         "sweep_detectors": sweep_detectors(run.guard, all_detectors)},
             "one_vs_seven": one_vs_seven, "sweeps": sweep_results, "shapes": shapes,
             "timings": {k: round(v, 1) for k, v in timings.items()}}

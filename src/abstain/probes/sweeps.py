@@ -5,8 +5,11 @@ For every step of every sweep, on the same n test images:
 * ``accuracy``: share classified as their true label;
 * ``confidence``: mean max-softmax of the classifier;
 * ``abstain``: share the run's guard abstains on (its detector below its calibrated threshold);
-* ``scores``: each detector's mean score (higher = more in-distribution) and its standard
-  deviation over the images.
+* ``scores``: each scored detector's mean score (higher = more in-distribution) and its
+  standard deviation over the images. By default (`sweep_detectors`) the scored detectors are the
+  guard's own and every detector on the classifier's logits or features (they share one forward
+  pass); input-space detectors (VAE bounds, llr, abs, complexity, ...) cost up to ~100x more per
+  image and are added only when asked for (``all_detectors=True``).
 
 Per sweep, two summaries (both on the steps as listed, every step weighted equally):
 
@@ -67,9 +70,17 @@ def pearson(a, b) -> float | None:
     return float((da * db).sum() / np.sqrt((da ** 2).sum() * (db ** 2).sum()))
 
 
-def step_stats(guard, images: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, mean confidence, abstention and per-detector score mean / std on one batch."""
-    scores, logits = guard.scores(images)
+def sweep_detectors(guard, all_detectors: bool = False) -> list[str]:
+    """The guard's detector first, then the others scored along the sweeps (see the module doc)."""
+    others = [n for n, d in guard.detectors.items()
+              if n != guard.detector and (all_detectors or d.input != "images")]
+    return [guard.detector] + others
+
+
+def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None) -> dict:
+    """Accuracy, mean confidence, abstention and per-detector score mean / std on one batch
+    (`detectors`: the names to score, default `sweep_detectors(guard)`)."""
+    scores, logits = guard.scores(images, detectors or sweep_detectors(guard))
     probs = softmax(logits.astype(np.float64), axis=1)
     accepted = guard.decide(scores[guard.detector])
     return {"accuracy": float(np.mean(probs.argmax(1) == labels)),
@@ -86,11 +97,12 @@ def sample_test(data, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
     return idx, data.x_test[idx], data.y_test[idx]
 
 
-def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, bar=None) -> dict:
+def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, detectors=None,
+              bar=None) -> dict:
     """Every step of one sweep on the same images, plus its overconfidence and correlation."""
     steps = []
     for value in sweep.values:
-        steps.append({"value": value, **step_stats(guard, sweep.apply(images, value), labels)})
+        steps.append({"value": value, **step_stats(guard, sweep.apply(images, value), labels, detectors)})
         if bar is not None:
             bar.update(1)
     acc = [s["accuracy"] for s in steps]
@@ -104,7 +116,8 @@ def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, bar=N
             "abstain_at_min_accuracy": abst[int(np.argmin(acc))]}
 
 
-def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, progress: bool = False) -> dict:
+def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, all_detectors: bool = False,
+               progress: bool = False) -> dict:
     """{sweep name: run_sweep(...)} for the named sweeps (default: all of SWEEPS)."""
     names = list(SWEEPS) if names is None else list(names)
     unknown = [n for n in names if n not in SWEEPS]
@@ -112,4 +125,5 @@ def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, progre
         raise InputError(f"unknown sweep(s) {unknown}; known: {', '.join(SWEEPS)}")
     total = sum(len(SWEEPS[n].values) for n in names)
     with tqdm(total=total, desc="sweeps", disable=not progress, leave=False) as bar:
-        return {n: run_sweep(guard, SWEEPS[n], images, labels, bar) for n in names}
+        dets = sweep_detectors(guard, all_detectors)
+        return {n: run_sweep(guard, SWEEPS[n], images, labels, dets, bar) for n in names}

@@ -97,7 +97,8 @@ def _sweeps(result: dict) -> str:
             "at every step. <b>overconfidence</b> = mean over the steps of (mean max-softmax - accuracy): the "
             "classifier alone, 0 = as sure as it is right, positive = surer than right. <b>corr</b> = Pearson "
             "correlation between the guard's abstention rate and the classifier's error rate (1 - accuracy) "
-            "along the sweep: near 1 when the guard abstains exactly where the classifier fails. Rows in red: "
+            "along the sweep: near 1 when the guard abstains exactly where the classifier fails. Detectors "
+            f"scored: {esc(', '.join(result['settings']['sweep_detectors']))}. Rows in red: "
             f"accuracy below {COLLAPSE[0]:.0%} while mean confidence stays at or above {COLLAPSE[1]}.</p>")
     parts = ["<h3>Sweeps on real test digits</h3>", note,
              _table(["sweep", "overconfidence", "corr(abstain, error)", "lowest accuracy",
