@@ -4,7 +4,8 @@ FGSM (Goodfellow et al. 2015), BIM (Kurakin et al. 2017; `bim_l2`: the same in t
 with a random start in the L-infinity ball and PGD in the L2 ball (Madry et al. 2018). All are
 untargeted: they raise the cross-entropy of the true label and keep x_adv in [0, 1] and within eps
 of x. `attack_batch` also takes one eps per image (the minimal-norm searches in
-`abstain.robustness` bisect on it).
+`abstain.robustness` bisect on it). The loss is the cross-entropy, or with `loss="margin"` the
+largest other logit minus the true one (Carlini & Wagner 2017), which ignores the logits' scale.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .errors import InputError
 from .tensors import as_images, to_tensor
 
 ATTACKS = ("fgsm", "bim", "bim_l2", "pgd", "pgd_l2")
+LOSSES = ("ce", "margin")
 
 
 @dataclass(frozen=True)
@@ -31,21 +33,31 @@ class AttackConfig:
     restarts: int = 1               # pgd / pgd_l2: keep, per image, the first restart that fools
     seed: int = 0
     batch_size: int = 500
+    loss: str = "ce"                # or "margin"
 
     def __post_init__(self):
         if self.name not in ATTACKS:
             raise InputError(f"unknown attack {self.name!r}; known: {', '.join(ATTACKS)}")
         if not self.eps > 0:
             raise InputError(f"attack eps must be positive, got {self.eps}")
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown attack loss {self.loss!r}; known: {', '.join(LOSSES)}")
         if self.steps < 1 or self.restarts < 1:
             raise InputError("attack steps and restarts must be at least 1")
 
 
-def loss_gradient(model, x, y) -> torch.Tensor:
-    """Gradient of the summed cross-entropy of labels `y` with respect to the input `x`."""
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per image: the largest logit of another class minus the true class's (> 0 = fooled)."""
+    true = logits.gather(1, y[:, None])[:, 0]
+    return logits.scatter(1, y[:, None], -torch.inf).amax(1) - true
+
+
+def loss_gradient(model, x, y, loss: str = "ce") -> torch.Tensor:
+    """Gradient with respect to the input `x` of the summed loss ("ce" or "margin") of labels `y`."""
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="sum")
-    return torch.autograd.grad(loss, x)[0]
+    logits = model(x)
+    value = F.cross_entropy(logits, y, reduction="sum") if loss == "ce" else margin(logits, y).sum()
+    return torch.autograd.grad(value, x)[0]
 
 
 def _l2_normalise(g: torch.Tensor) -> torch.Tensor:
@@ -66,7 +78,7 @@ def _iterate(model, x, y, cfg: AttackConfig, norm: str, start: torch.Tensor, eps
     step = cfg.step_size or 2.5 * eps / cfg.steps
     x_adv = start
     for _ in range(cfg.steps):
-        g = loss_gradient(model, x_adv, y)
+        g = loss_gradient(model, x_adv, y, cfg.loss)
         direction = g.sign() if norm == "linf" else _l2_normalise(g)
         x_adv = _project(x_adv + step * direction, x, eps, norm)
     return x_adv.detach()
@@ -87,7 +99,7 @@ def attack_batch(model: Callable, x: torch.Tensor, y: torch.Tensor, cfg: AttackC
     """One batch x (N, 1, 28, 28); `eps` (N,), when given, replaces cfg.eps image by image."""
     eps = cfg.eps if eps is None else eps.to(x).view(-1, 1, 1, 1)
     if cfg.name == "fgsm":
-        return (x + eps * loss_gradient(model, x, y).sign()).clamp(0, 1).detach()
+        return (x + eps * loss_gradient(model, x, y, cfg.loss).sign()).clamp(0, 1).detach()
     norm = "l2" if cfg.name.endswith("_l2") else "linf"
     if cfg.name.startswith("bim"):
         return _iterate(model, x, y, cfg, norm, x.clone(), eps)

@@ -87,8 +87,8 @@ def test_fgsm_line_and_noise_give_real_adversarials(model, batch):
     x, y, k = batch
     m = Minima(model, x, y)
     noise = noise_check(m, BUDGET, torch.Generator().manual_seed(0))
-    acc = noise["gaussian"]["accuracy"]
-    assert acc[0] <= (len(x) - k) / len(x) and all(a >= b for a, b in zip(acc, acc[1:]))
+    acc = noise["gaussian"]["accuracy"]                   # independent draws: not monotone
+    assert max(acc) <= (len(x) - k) / len(x) and acc[-1] < acc[0]
     for norm in ("l2", "linf"):
         gradient_line(m, norm, BUDGET)
         _verify(model, m, norm)

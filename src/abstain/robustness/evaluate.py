@@ -40,8 +40,10 @@ class RobustnessConfig:
     seed: int = 0
     batch_size: int = 200       # images per model call
     fast: SearchBudget = SearchBudget()
-    #: ABS costs 10-50 CNN forwards per image: fewer steps, no PGD restarts, fewer lines
-    slow: SearchBudget = SearchBudget(steps=10, restarts=0, search_steps=6, line_targets=2, noise_draws=1)
+    #: ABS costs 10-50 CNN forwards per image: fewer steps, no PGD restarts, fewer lines; the
+    #: margin loss, since ABS's logits (minus per-pixel losses) are too close for a useful softmax
+    slow: SearchBudget = SearchBudget(steps=10, restarts=0, search_steps=6, line_targets=2, noise_draws=1,
+                                      loss="margin")
     distal: DistalConfig = DistalConfig()
 
     def budget(self, name: str) -> SearchBudget:
@@ -54,6 +56,9 @@ class Batched(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, size: int):
         super().__init__()
         self.model, self.size = model, size
+        for name in ("reconstructions", "confidence"):          # optional extras, passed on
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
         if hasattr(model, "reconstructions"):
             self.reconstructions = lambda x: self._map(model.reconstructions, x)
 

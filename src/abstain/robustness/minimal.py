@@ -6,8 +6,9 @@ misclassified clean image has 0; an image no attack fools keeps +inf). The gradi
 
 * `gradient_line`: FGSM as a line search: one gradient, then the first point along its sign
   (L-inf) or its normalised direction (L2) that fools the model;
-* `eps_search`: bisection on a per-image eps, each probe running BIM (no random start) and,
-  on the images it misses, PGD with random restarts (`abstain.attacks`).
+* `eps_search`: bisection on a per-image eps, each probe running BIM (no random start, the
+  budget's loss) and, on the images it misses, PGD with random restarts on the margin loss
+  (`abstain.attacks`), so that the two losses complement each other.
 
 The gradient-free searches (decision-based lines, noise) are in :mod:`.decision`.
 """
@@ -27,7 +28,8 @@ CAPS = {"l2": 10.0, "linf": 0.5}       # the largest eps the bisection probes wh
 @dataclass(frozen=True)
 class SearchBudget:
     steps: int = 20            # BIM / PGD steps per eps probe
-    restarts: int = 1          # PGD random restarts after BIM, on the images BIM missed
+    restarts: int = 1          # PGD random restarts (margin loss) on the images BIM missed
+    loss: str = "ce"           # BIM's and the FGSM line's loss: "ce" or "margin" (scale-free)
     search_steps: int = 8      # bisection probes on eps, per norm
     line_targets: int = 3      # decision-based: nearest other-class images (and reconstructions)
     line_grid: int = 4         # forwards on a coarse grid along each line, before bisecting
@@ -112,7 +114,7 @@ def gradient_line(minima: Minima, norm: str, budget: SearchBudget) -> None:
     if len(idx) == 0:
         return
     x, y = minima.x[idx], minima.y[idx]
-    g = loss_gradient(minima.model, x, y)
+    g = loss_gradient(minima.model, x, y, budget.loss)
     if norm == "linf":
         direction = g.sign() * CAPS["linf"]
     else:
@@ -129,11 +131,12 @@ def _probe(minima: Minima, idx, eps, norm: str, budget: SearchBudget, gen) -> to
     """BIM at per-image eps, then PGD restarts on the images it missed; which were fooled."""
     x, y = minima.x[idx], minima.y[idx]
     suffix = "_l2" if norm == "l2" else ""
-    bim = AttackConfig(name="bim" + suffix, eps=1.0, steps=budget.steps)
+    bim = AttackConfig(name="bim" + suffix, eps=1.0, steps=budget.steps, loss=budget.loss)
     fooled = minima.offer(idx, attack_batch(minima.model, x, y, bim, gen, eps), "bim" + suffix)
     miss = (~fooled).nonzero().flatten()
     if budget.restarts > 0 and len(miss):
-        pgd = AttackConfig(name="pgd" + suffix, eps=1.0, steps=budget.steps, restarts=budget.restarts)
+        pgd = AttackConfig(name="pgd" + suffix, eps=1.0, steps=budget.steps, restarts=budget.restarts,
+                           loss="margin")
         adv = attack_batch(minima.model, x[miss], y[miss], pgd, gen, eps[miss])
         fooled[miss] = minima.offer(idx[miss], adv, "pgd" + suffix)
     return fooled

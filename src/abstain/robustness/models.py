@@ -94,7 +94,9 @@ def _abs(run, binary: bool) -> nn.Module:
     if model is None:
         raise InputError(f"this run has no ABS model ({run.path}); "
                          "leave abs / binary_abs out of --models")
-    return Binarized(model) if binary else model
+    if not binary:
+        return model
+    return model.binary() if hasattr(model, "binary") else Binarized(model)
 
 
 def _has_abs(run) -> bool:
