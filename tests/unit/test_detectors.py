@@ -54,7 +54,8 @@ def test_contract(name, tiny_run, mnist):
     assert np.mean(s_far[:, None] < s_in[None, :]) > 0.9
     # deterministic: the same detector scores the same input the same way, whatever its batch
     assert np.array_equal(det.score_samples(x_in), s_in)
-    np.testing.assert_allclose(det.score_samples(x_in[3:4]), s_in[3:4], rtol=1e-5)
+    # atol: `complexity` is a difference of two ~2,000-bit terms, so float32 noise shows absolutely
+    np.testing.assert_allclose(det.score_samples(x_in[3:4]), s_in[3:4], rtol=1e-5, atol=1e-3)
 
 
 def test_init_only_stores_params(name):
