@@ -95,4 +95,5 @@ def test_iwae_is_tighter_than_elbo(tiny_run, mnist):
     iw1 = make_detector("vae_iwae", vae=tiny_run.vae, k=1).fit(x).score_samples(x)
     iw64 = make_detector("vae_iwae", vae=tiny_run.vae, k=64).fit(x).score_samples(x)
     assert iw64.mean() > iw1.mean() and iw64.mean() > elbo.mean()
-    assert abs(iw1.mean() - elbo.mean()) < 2.0            # IWAE with k = 1 is the ELBO
+    # IWAE with k = 1 is a one-sample ELBO: equal up to Monte Carlo noise (0.5% of ~1,100 nats)
+    assert abs(iw1.mean() - elbo.mean()) < 0.005 * abs(elbo.mean())
