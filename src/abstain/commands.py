@@ -234,9 +234,13 @@ def cmd_probe(args) -> int:
         raise InputError("--n and --epochs must be at least 1")
     sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()] if args.sweeps else None
     run = _load(args.run)
-    result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(),
-                        pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed),
-                        all_detectors=args.all_detectors)
+    try:
+        result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(),
+                            pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed),
+                            all_detectors=args.all_detectors)
+    except OSError as exc:
+        raise InputError(f"probe: {exc.strerror or exc} ({exc.filename}); the 1-vs-7 net is cached in "
+                         f"{run.path / 'probes'}, which must be writable") from exc
     print(format_summary(result))
     if args.json:
         _write_json(args.json, result)

@@ -104,11 +104,13 @@ def test_cnn_features_then_head_is_forward(mnist):
 def test_training_is_seeded_whatever_ran_before(tmp_path, mnist):
     """Same config -> identical weights, even if something drew random numbers first."""
     import torch
-    from abstain.run import RunConfig, _classifier
+    from abstain.run import RunConfig, _checkpoint
     from abstain.train import TrainConfig
     cfg = RunConfig(classifier_train=TrainConfig(epochs=1, max_train=1000))
-    a, _ = _classifier(tmp_path / "a", cfg, mnist, False)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, _ = _checkpoint(tmp_path / "a", "classifier", cfg, mnist, False)
     torch.rand(7)
-    b, _ = _classifier(tmp_path / "b", cfg, mnist, False)
+    b, _ = _checkpoint(tmp_path / "b", "classifier", cfg, mnist, False)
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k

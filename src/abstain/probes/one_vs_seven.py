@@ -152,7 +152,7 @@ def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig =
         try:
             if {k: json.loads(marker.read_text()).get(k) for k in want} == want:
                 guard = Guard.load(folder, clf, {"classifier": clf, "vae": vae})
-        except (RunError, ValueError, OSError) as exc:
+        except (RunError, ValueError, KeyError, OSError) as exc:
             log.warning("refitting the 1-vs-7 guard: %s", exc)
     if guard is None:
         guard = _fit_guard(clf, vae, data, detector, accept)
