@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3, metavar="E",
                    help="epochs of the 1-vs-7 classifier and its VAE (cached in DIR/probes/one_vs_seven)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled test digits and the 1-vs-7 net")
+    p.add_argument("--classifier", default="cnn", choices=["cnn", "abs"],
+                   help="the classifier judged: the run's CNN, or its ABS model (fast inference; the "
+                   "1-vs-7 experiment then trains a two-class ABS)")
     p.add_argument("--all-detectors", action="store_true",
                    help="score every detector along the sweeps, input-space ones too (VAE, llr, abs: much "
                    "slower); default: the guard's and the logit / feature detectors")
@@ -147,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-steps", type=int, default=None, metavar="B",
                    help="bisection probes on eps per norm (default 8; ABS models 6)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test images, the noise and the restarts")
+    p.add_argument("--abs-mode", default="fast", choices=["fast", "faithful"],
+                   help="the ABS inference attacked (default fast; faithful is about 20x slower)")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write a standalone HTML page")
     return parser
 

@@ -237,7 +237,7 @@ def cmd_probe(args) -> int:
     try:
         result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(),
                             pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed),
-                            all_detectors=args.all_detectors)
+                            all_detectors=args.all_detectors, classifier=args.classifier)
     except OSError as exc:
         raise InputError(f"probe: {exc.strerror or exc} ({exc.filename}); the 1-vs-7 net is cached in "
                          f"{run.path / 'probes'}, which must be writable") from exc
@@ -265,7 +265,7 @@ def cmd_robustness(args) -> int:
         raise InputError("--n, --steps and --search-steps must be at least 1, --restarts at least 0")
     base = RobustnessConfig()
     cfg = replace(base, n=args.n, seed=args.seed, fast=replace(base.fast, **over),
-                  slow=replace(base.slow, **over))
+                  slow=replace(base.slow, **over), abs_mode=args.abs_mode)
     run = _load(args.run)
     names = parse_models(args.models, run)
     t0 = time.time()

@@ -63,7 +63,7 @@ class RunConfig:
     #: analysis by synthesis (Schott et al. 2019): ten per-class VAEs (abstain.models.abs);
     #: the default epochs keep `abstain demo` in budget, `--abs-epochs 10` is the reference
     abs: ABSConfig = ABSConfig()
-    abs_train: TrainConfig = TrainConfig(epochs=3, lr=3e-3, shift=1, batch_size=32)
+    abs_train: TrainConfig = TrainConfig(epochs=10, lr=3e-3, shift=1, batch_size=32)
     #: extra named instances of registered detectors with other hyperparameters,
     #: {instance name: {"detector": registry name, **params}}; every registered detector is
     #: always fitted with its defaults under its own name

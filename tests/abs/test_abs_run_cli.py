@@ -24,8 +24,10 @@ def test_run_saves_and_reloads_abs(tiny_run):
 def test_abs_detector_is_minus_the_best_class_loss(tiny_run, mnist):
     x = mnist.x_test[:8]
     det = make_detector("abs", abs=tiny_run.models["abs"]).fit(mnist.x_train[:100])
-    logits = tiny_run.models["abs"].with_mode("fast")(torch.from_numpy(x).float().div(255)[:, None])
+    logits = tiny_run.models["abs"].with_mode("search")(torch.from_numpy(x).float().div(255)[:, None])
     np.testing.assert_allclose(det.score_samples(x), logits.max(1).values.double().numpy(), rtol=1e-5)
+    fast = tiny_run.models["abs"].with_mode("fast")(torch.from_numpy(x).float().div(255)[:, None])
+    assert (fast.max(1).values >= logits.max(1).values - 1e-6).all()    # steps only lower the best loss
     with pytest.raises(InputError, match="unknown ABS mode"):
         make_detector("abs", abs=tiny_run.models["abs"], mode="slowest").fit(x)
 
@@ -43,7 +45,8 @@ def test_score_classifier_abs_adds_class_and_confidence(tiny_run, mnist, tmp_pat
     assert [im["abs_class"] for im in out["images"]] == logits.argmax(1).tolist()
     assert all(0.1 <= im["abs_confidence"] <= 1 for im in out["images"])
     assert [im["class"] for im in out["images"]] == [im["class"] for im in cnn["images"]]
-    assert out["images"][0]["scores"]["abs"] == pytest.approx(float(logits[0].max()), rel=1e-5)
+    search = tiny_run.models["abs"].with_mode("search")(torch.from_numpy(x[:1]).float().div(255)[:, None])
+    assert out["images"][0]["scores"]["abs"] == pytest.approx(float(search[0].max()), rel=1e-5)
 
 
 def test_check_explain_prints_and_draws_the_reconstructions(tiny_run, mnist, tmp_path, capsys):

@@ -91,3 +91,23 @@ def test_sweep_detectors_default_and_all(tiny_run):
     assert {"msp", "knn"} <= set(default)
     r = run_sweep(guard, SWEEPS["invert"], tiny_run.dataset.x_test[:10], tiny_run.dataset.y_test[:10], every)
     assert list(r["steps"][0]["scores"]) == every
+
+
+def test_abs_classifier_is_judged_beside_the_same_guard(tiny_run, pair_config):
+    """--classifier abs: accuracy and confidence come from ABS, the verdicts from the run's guard."""
+    from abstain.probes.classifiers import abs_probs
+    r = run_probes(tiny_run, n=30, sweeps=["rotate"], pair=pair_config, classifier="abs")
+    cnn = run_probes(tiny_run, n=30, sweeps=["rotate"], pair=pair_config)
+    assert r["classifier"] == "abs" and "abs" in r["settings"]["sweep_detectors"]
+    ident = r["sweeps"]["rotate"]["steps"][0]
+    x, y = tiny_run.dataset.x_test, tiny_run.dataset.y_test
+    idx = np.sort(np.random.default_rng(0).choice(len(x), 30, replace=False))
+    probs = abs_probs(tiny_run.models["abs"], x[idx])
+    assert ident["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y[idx]))
+    assert ident["confidence"] == pytest.approx(probs.max(1).mean())
+    for a, b in zip(r["sweeps"]["rotate"]["steps"], cnn["sweeps"]["rotate"]["steps"]):
+        assert a["abstain"] == b["abstain"]                   # the same guard decides
+    assert [s["verdict"] for s in r["shapes"]] == [s["verdict"] for s in cnn["shapes"]]
+    pair = r["one_vs_seven"]
+    assert pair["classifier"] == "abs" and pair["test_accuracy"] >= 0.95     # a two-class ABS, 1 epoch
+    assert all(abs(row["p1"] + row["p7"] - 1) < 1e-6 for row in pair["images"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,13 @@ from ..checkpoint import config_to_dict, load_module, read_meta, save_module
 from ..detectors import make_detector
 from ..errors import RunError
 from ..guard import Guard
+from ..models.abs import ABS, ABSConfig
 from ..models.classifier import CNN, ClassifierConfig
 from ..models.vae import ConvVAE, VAEConfig
-from ..train import TrainConfig, accuracy, train_classifier, train_vae
+from ..run import RunConfig
+from ..train import TrainConfig, train_classifier, train_vae
+from ..train_abs import train_abs
+from .classifiers import abs_probs
 from ..views import compute_views
 from .shapes import draw_lines
 from .transforms import translate
@@ -92,11 +96,11 @@ def special_images(data) -> tuple[list[str], np.ndarray]:
     return names, np.stack(images)
 
 
-def bar_scan(guard: Guard) -> list[dict]:
+def bar_scan(guard: Guard, predict) -> list[dict]:
     """A lone bar at every row of BAR_ROWS: P(7) and the guard's verdict (no cherry-picked row)."""
     images = np.stack([bar(y) for y in BAR_ROWS])
     return [{"row": y, "p7": float(p[1]), "verdict": v.verdict}
-            for y, p, v in zip(BAR_ROWS, _probs(guard.classifier, images), guard.check(images))]
+            for y, p, v in zip(BAR_ROWS, predict(images), guard.check(images))]
 
 
 def _models_digest(folder: Path) -> str:
@@ -165,21 +169,21 @@ def _probs(classifier: CNN, images: np.ndarray) -> np.ndarray:
     return softmax(compute_views(classifier, images)["logits"].astype(np.float64), axis=1)
 
 
-def shift_curve(guard: Guard, ones: np.ndarray) -> list[dict]:
+def shift_curve(guard: Guard, ones: np.ndarray, predict) -> list[dict]:
     """For each shift of every given test 1: mean P(7), share called 7, share abstained on."""
     out = []
     for dx in SHIFTS:
         moved = translate(ones, dx=dx)
-        scores, logits = guard.scores(moved, [guard.detector])
-        p7 = softmax(logits.astype(np.float64), axis=1)[:, 1]
+        scores, _ = guard.scores(moved, [guard.detector])
+        p7 = predict(moved)[:, 1]
         out.append({"dx": dx, "mean_p7": float(p7.mean()), "called_7": float(np.mean(p7 > 0.5)),
                     "abstain": float(1 - guard.decide(scores[guard.detector]).mean())})
     return out
 
 
-def _set_stats(guard: Guard, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
-    scores, logits = guard.scores(images, [guard.detector])
-    probs = softmax(logits.astype(np.float64), axis=1)
+def _set_stats(guard: Guard, predict, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    scores, _ = guard.scores(images, [guard.detector])
+    probs = predict(images)
     out = {"n": int(len(images)), "confidence": float(probs.max(1).mean()),
            "abstain": float(1 - guard.decide(scores[guard.detector]).mean())}
     if labels is not None:
@@ -187,24 +191,42 @@ def _set_stats(guard: Guard, images: np.ndarray, labels: np.ndarray | None = Non
     return out
 
 
-def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False) -> dict:
-    """The experiment on `run`'s dataset (MNIST only; otherwise a dict with a `skipped` note)."""
+def pair_abs(folder: Path, data, cfg: PairConfig, progress: bool = False) -> tuple[ABS, dict]:
+    """A two-class ABS (one VAE for the 1s, one for the 7s), trained as the run's ABS is, cached."""
+    (x, y), (xv, yv) = pair_split(data, "train"), pair_split(data, "val")
+    tcfg = replace(RunConfig().abs_train, epochs=cfg.epochs, seed=cfg.seed)
+    model, training = _checkpoint(folder / "abs.safetensors", ABS, ABSConfig, ABSConfig(classes=2), tcfg,
+                                  lambda m: train_abs(m, x, y, xv, yv, tcfg, progress))
+    return model.eval(), training
+
+
+def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False,
+                     classifier: str = "cnn") -> dict:
+    """The experiment on `run`'s dataset (MNIST only; otherwise a dict with a `skipped` note).
+    `classifier`: "cnn" (the seed's binary CNN) or "abs" (a two-class ABS on the same 1s and 7s;
+    the guard beside it is the same)."""
     if run.config.dataset != "mnist":
         return {"skipped": SKIP_NOTE.format(dataset=run.config.dataset)}
     data = run.dataset
     detector = run.guard.detector if run.guard.detector in GUARD_DETECTORS else "mahalanobis_layers"
     folder = Path(run.path) / "probes" / "one_vs_seven"
     clf, guard, training = fit_pair(folder, data, detector, run.guard.accept, cfg, progress)
+    if classifier == "abs":
+        model, training["abs"] = pair_abs(folder, data, cfg, progress)
+        predict = lambda images: abs_probs(model, images)        # noqa: E731
+    else:
+        predict = lambda images: _probs(clf, images)             # noqa: E731
     xt, yt = pair_split(data, "test")
     others = ~np.isin(data.y_test, PAIR)
     names, images = special_images(data)
     rows = [{"name": name, "p1": float(p[0]), "p7": float(p[1]), "class": v.class_name, "verdict": v.verdict,
              "score": v.scores[guard.detector], "scores": v.scores}
-            for name, p, v in zip(names, _probs(clf, images), guard.check(images))]
-    return {"classes": CLASS_NAMES, "config": config_to_dict(cfg), "training": training,
-            "test_accuracy": accuracy(clf, xt, yt),
+            for name, p, v in zip(names, predict(images), guard.check(images))]
+    return {"classes": CLASS_NAMES, "classifier": classifier, "config": config_to_dict(cfg), "training": training,
+            "test_accuracy": float(np.mean(predict(xt).argmax(1) == yt)),
             "guard": {"detector": guard.detector, "detectors": list(guard.detectors),
                       "threshold": guard.threshold_, "accept": guard.accept},
-            "test_1s_7s": _set_stats(guard, xt, yt), "other_test_digits": _set_stats(guard, data.x_test[others]),
+            "test_1s_7s": _set_stats(guard, predict, xt, yt),
+            "other_test_digits": _set_stats(guard, predict, data.x_test[others]),
             "images": rows, "seed": {k: {"class": c, "probability": p} for k, (c, p) in SEED.items()},
-            "shifts": shift_curve(guard, xt[yt == 0]), "bar_rows": bar_scan(guard)}
+            "shifts": shift_curve(guard, xt[yt == 0], predict), "bar_rows": bar_scan(guard, predict)}

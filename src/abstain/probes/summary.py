@@ -10,7 +10,8 @@ def _one_vs_seven(r: dict) -> list[str]:
     if "skipped" in r:
         return [f"1-vs-7: {r['skipped']}"]
     g = r["guard"]
-    lines = [f"1-vs-7 classifier (trained on MNIST 1s and 7s only): test accuracy {_pct(r['test_accuracy'])}; "
+    kind = "two-class ABS" if r.get("classifier") == "abs" else "CNN"
+    lines = [f"1-vs-7 {kind} (trained on MNIST 1s and 7s only): test accuracy {_pct(r['test_accuracy'])}; "
              f"its guard: {g['detector']}, accepts {g['accept']:.0%} of validation 1s and 7s",
              f"  {'image':<24}{'P(1)':>8}{'P(7)':>8}  {'guard':<9}seed"]
     for row in r["images"]:
@@ -55,7 +56,8 @@ def _shapes(shapes: list[dict]) -> list[str]:
 
 def format_summary(result: dict) -> str:
     """The 1-vs-7 table, one line per sweep, and the shapes in brief."""
-    head = (f"probes of {result['run']} ({result['dataset']}), guard {result['guard']['detector']}, "
+    head = (f"probes of {result['run']} ({result['dataset']}), classifier {result.get('classifier', 'cnn')}, "
+            f"guard {result['guard']['detector']}, "
             f"{result['settings']['n']} test images per sweep step")
     return "\n".join([head, ""] + _one_vs_seven(result["one_vs_seven"]) + [""] + _sweeps(result["sweeps"])
                      + [""] + _shapes(result["shapes"]))

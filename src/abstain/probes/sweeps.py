@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.special import softmax
 from tqdm.auto import tqdm
 
 from ..errors import InputError
 from . import transforms as T
+from .classifiers import probabilities
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,21 @@ def pearson(a, b) -> float | None:
     return float((da * db).sum() / np.sqrt((da ** 2).sum() * (db ** 2).sum()))
 
 
-def sweep_detectors(guard, all_detectors: bool = False) -> list[str]:
-    """The guard's detector first, then the others scored along the sweeps (see the module doc)."""
+def sweep_detectors(guard, all_detectors: bool = False, classifier: str = "cnn") -> list[str]:
+    """The guard's detector first, then the others scored along the sweeps (see the module doc);
+    with the `abs` classifier, its `abs` detector too (its logits are computed anyway)."""
     others = [n for n, d in guard.detectors.items()
-              if n != guard.detector and (all_detectors or d.input != "images")]
+              if n != guard.detector and (all_detectors or d.input != "images" or (n == "abs" and classifier == "abs"))]
     return [guard.detector] + others
 
 
-def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None) -> dict:
+def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None, predict=None) -> dict:
     """Accuracy, mean confidence, abstention and per-detector score mean / std on one batch
-    (`detectors`: the names to score, default `sweep_detectors(guard)`)."""
+    (`detectors`: the names to score, default `sweep_detectors(guard)`; `predict`: the judged
+    classifier, see :mod:`.classifiers`, default the guard's CNN)."""
+    probs = None if predict is None else predict(images)
     scores, logits = guard.scores(images, detectors or sweep_detectors(guard))
-    probs = softmax(logits.astype(np.float64), axis=1)
+    probs = probabilities(None, images, logits) if probs is None else probs
     accepted = guard.decide(scores[guard.detector])
     return {"accuracy": float(np.mean(probs.argmax(1) == labels)),
             "confidence": float(probs.max(1).mean()),
@@ -98,11 +101,11 @@ def sample_test(data, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
 
 
 def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, detectors=None,
-              bar=None) -> dict:
+              bar=None, predict=None) -> dict:
     """Every step of one sweep on the same images, plus its overconfidence and correlation."""
     steps = []
     for value in sweep.values:
-        steps.append({"value": value, **step_stats(guard, sweep.apply(images, value), labels, detectors)})
+        steps.append({"value": value, **step_stats(guard, sweep.apply(images, value), labels, detectors, predict)})
         if bar is not None:
             bar.update(1)
     acc = [s["accuracy"] for s in steps]
@@ -117,7 +120,7 @@ def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, detec
 
 
 def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, all_detectors: bool = False,
-               progress: bool = False) -> dict:
+               progress: bool = False, predict=None, classifier: str = "cnn") -> dict:
     """{sweep name: run_sweep(...)} for the named sweeps (default: all of SWEEPS)."""
     names = list(SWEEPS) if names is None else list(names)
     unknown = [n for n in names if n not in SWEEPS]
@@ -125,5 +128,5 @@ def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, all_de
         raise InputError(f"unknown sweep(s) {unknown}; known: {', '.join(SWEEPS)}")
     total = sum(len(SWEEPS[n].values) for n in names)
     with tqdm(total=total, desc="sweeps", disable=not progress, leave=False) as bar:
-        dets = sweep_detectors(guard, all_detectors)
-        return {n: run_sweep(guard, SWEEPS[n], images, labels, dets, bar) for n in names}
+        dets = sweep_detectors(guard, all_detectors, classifier)
+        return {n: run_sweep(guard, SWEEPS[n], images, labels, dets, bar, predict) for n in names}
