@@ -39,10 +39,9 @@ def explain_text(image: np.ndarray, recs: np.ndarray, losses: np.ndarray, class_
     return "\n".join(lines).rstrip()
 
 
-def write_explain_png(path: str | Path, images: np.ndarray, recs: np.ndarray, scale: int = 2,
-                      gap: int = 2) -> Path:
+def explain_grid(images: np.ndarray, recs: np.ndarray, scale: int = 2, gap: int = 2) -> np.ndarray:
     """One row per input: the input, then its C reconstructions; images (N, 28, 28) and recs
-    (N, C, 28, 28) in [0, 1]. Written atomically."""
+    (N, C, 28, 28) in [0, 1] -> a uint8 grey image."""
     n, c = recs.shape[:2]
     cell = 28 * scale + gap
     grid = np.full((n * cell + gap, (c + 1) * cell + gap + gap), 96, np.uint8)
@@ -52,7 +51,13 @@ def write_explain_png(path: str | Path, images: np.ndarray, recs: np.ndarray, sc
             left = gap + j * cell + (gap if j else 0)            # a wider gap after the input
             px = np.kron(np.clip(tile, 0, 1), np.ones((scale, scale)))
             grid[gap + i * cell: gap + i * cell + 28 * scale, left:left + 28 * scale] = (255 * px).round()
+    return grid
+
+
+def write_explain_png(path: str | Path, images: np.ndarray, recs: np.ndarray, scale: int = 2,
+                      gap: int = 2) -> Path:
+    """`explain_grid` as a PNG file, written atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
+        Image.fromarray(explain_grid(images, recs, scale, gap)).save(tmp, format="PNG")
     return path

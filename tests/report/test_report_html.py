@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 from html.parser import HTMLParser
@@ -78,11 +79,11 @@ def test_no_temporary_file_left_behind(built):
 def test_embedded_pngs_decode_with_sensible_sizes(built):
     _run, result, _sets, _path, text = built
     pngs = PNG_RE.findall(text)
-    # chicken, softmax bars, strips, ROC, histograms, reconstructions + one per non-empty grid
+    # chicken, softmax bars, strips, ROC, histograms, reconstructions, ABS + one per non-empty grid
     accepted = result["guard"]["accepted"]
     oods = [v for k, v in accepted.items() if k != "test"]
     grids = [accepted["test"] > 0, accepted["test"] < 1, max(oods) > 0, min(oods) < 1]
-    assert len(pngs) == 6 + sum(grids)
+    assert len(pngs) == 7 + sum(grids)
     assert len(pngs) >= 8
     sizes = []
     for data in pngs:
@@ -151,3 +152,22 @@ def test_header_shows_accuracy_and_guard_acceptance(built):
 def test_false_rejections_are_labelled(built):
     examples = _section(built[4], "examples")
     assert "false rejection" in examples
+
+
+def test_abs_section_shows_each_class_model_and_its_verdict(built):
+    import torch
+
+    from abstain.detectors.abs import abs_logits
+    from abstain.report.data import reconstruction_items
+    run, _result, sets, _path, text = built
+    sec = _section(text, "abs")
+    ood = [s for s in sets if s.kind not in ("mistakes", "attack")]
+    items = reconstruction_items(run, ood, chicken_image())
+    (png,) = PNG_RE.findall(sec)
+    with Image.open(io.BytesIO(base64.b64decode(png))) as im:     # input + 10 tiles of 84 px, 2 px gaps
+        assert im.size == (11 * 86 + 4, len(items) * 86 + 2)
+    model = run.models["abs"]
+    images = np.stack([img for _, img in items])
+    probs = model.confidence(torch.from_numpy(abs_logits(model, images, "fast"))).numpy()
+    for (name, _), p in zip(items, probs):
+        assert f"{html.escape(name)}: class {run.guard.class_names[int(p.argmax())]} at {p.max():.2f}" in sec

@@ -95,6 +95,37 @@ def _reconstruction_section(run, sets: list) -> str:
     return html.reconstructions(plots.reconstruction_pairs(pairs), run.guard.detector)
 
 
+def _abs_section(run, sets: list) -> str:
+    """ABS's ten per-class reconstructions of the same items (seed 004: its decision can be read
+    off them); empty when the run has no ABS model."""
+    model = run.models.get("abs")
+    if model is None:
+        return ""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from ..detectors.abs import abs_logits
+    from ..explain import explain_grid
+    from ..tensors import to_tensor
+    items = data.reconstruction_items(run, sets, data.chicken_image())
+    images = np.stack([np.asarray(img, np.uint8) for _, img in items])
+    fast = model.with_mode("fast")
+    recs = fast.reconstructions(to_tensor(images)).numpy()
+    probs = model.confidence(torch.from_numpy(abs_logits(model, images, "fast"))).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(explain_grid(images / 255.0, recs, scale=3)).save(buf, format="PNG")
+    names = run.guard.class_names
+    rows = "; ".join(f"{name}: class {names[int(p.argmax())]} at {p.max():.2f}" for (name, _), p in zip(items, probs))
+    note = (f"One row per input ({', '.join(n for n, _ in items)}): the input, then the best reconstruction "
+            f"of each class generator {names[0]}..{names[-1]} (fast inference). ABS says: {rows}. "
+            "A class wins by explaining the input best; when none explains it, the confidence stays "
+            "near uniform (0.10). `abstain check --explain IMAGE` prints the same for any image.")
+    return html.section("abs", "Analysis by synthesis: what each class model sees",
+                        html.figure(buf.getvalue(), "ABS reconstructions", note))
+
+
 FAILURE_KINDS = ("mistakes", "attack")
 
 
@@ -111,7 +142,7 @@ def render(run, result: dict, sets: list) -> str:
              html.confidence_table(result["confidence_table"]),
              html.results(result["results"], run.guard.detector),
              _strips_section(run, result, sets), _roc_section(run, result, sets_all),
-             _examples_section(run, sets), _reconstruction_section(run, sets)]
+             _examples_section(run, sets), _reconstruction_section(run, sets), _abs_section(run, sets)]
     return html.page(f"abstain report: {result['dataset']}", "\n".join(parts))
 
 
