@@ -9,13 +9,6 @@ import pytest
 os.environ.setdefault("ABSTAIN_NO_PROGRESS", "1")
 
 TINY_TRAIN = 5000
-WIP_DIRS = ("abs", "robustness", "probes")     # issues #5 / #6, not finished: see README / notes
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if any(f"/tests/{d}/" in str(item.fspath) for d in WIP_DIRS):
-            item.add_marker(pytest.mark.wip)
 
 
 @pytest.fixture(scope="session")

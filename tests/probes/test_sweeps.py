@@ -46,7 +46,9 @@ def test_rotation_and_translation_hurt_and_the_guard_notices(probe_result, probe
     rot = _steps(probe_result, "rotate")
     assert rot[180]["accuracy"] < rot[0]["accuracy"] - 0.35   # far below (0, 1, 8 survive a half turn)
     assert rot[90]["accuracy"] < 0.4
-    assert rot[180]["abstain"] > rot[0]["abstain"] + 0.3
+    ab = {v: round(rot[v]["abstain"], 3) for v in SWEEPS["rotate"].values}
+    assert rot[90]["abstain"] > 0.5, ab                      # the guard refuses most quarter turns
+    assert rot[180]["abstain"] > rot[0]["abstain"] + 0.15, ab   # half turns less so (0, 1, 8 look upright)
     accs = [rot[v]["accuracy"] for v in SWEEPS["rotate"].values]
     assert accs[0] == max(accs) and all(a >= b - 0.05 for a, b in zip(accs[:7], accs[1:7]))   # falls to 90
     tx = _steps(probe_result, "translate_x")

@@ -43,12 +43,15 @@ def test_binarized_is_straight_through():
 
 
 def test_parse_models(tiny_run, capsys):
-    assert parse_models(None, tiny_run) == ["cnn", "madry"]          # no ABS in this run
+    from dataclasses import replace
+    assert parse_models(None, tiny_run) == ["cnn", "madry", "abs", "binary_abs"]
     assert parse_models("madry, cnn,cnn", tiny_run) == ["madry", "cnn"]
     with pytest.raises(InputError, match="unknown model"):
         parse_models("cnn,resnet", tiny_run)
+    no_abs = replace(tiny_run, models={k: v for k, v in tiny_run.models.items() if k != "abs"})
+    assert parse_models(None, no_abs) == ["cnn", "madry"]
     with pytest.raises(InputError, match="this run has no ABS model"):
-        parse_models("cnn,binary_abs", tiny_run)
+        parse_models("cnn,binary_abs", no_abs)
 
 
 def test_decision_search_walks_toward_reconstructions(tiny_run, mnist):
@@ -112,13 +115,16 @@ def test_cli_robustness_writes_the_schema(tiny_run, tmp_path, capsys):
                 "noise", "distal", "budget", "seconds", "clean_accuracy"):
         assert key in cnn, key
     assert r["settings"]["n"] == 20 and r["settings"]["fast"]["steps"] == 3 and cnn["budget"]["steps"] == 3
+    assert r["settings"]["abs_mode"] == "fast"
     assert len(cnn["l2_minimal"]) == 20 and cnn["l2_median"] is not None and cnn["l2_median"] < 6
     assert "cnn" in capsys.readouterr().out and page.read_text().count("<img") >= 5
 
 
-def test_cli_robustness_without_abs_fails_in_one_line(tiny_run, tmp_path, capsys):
+@pytest.mark.parametrize("args, message", [(["--models", "cnn,resnet"], "unknown model"),
+                                           (["--n", "0"], "at least 1")])
+def test_cli_robustness_bad_input_fails_in_one_line(tiny_run, tmp_path, capsys, args, message):
     out = tmp_path / "rob.json"
-    assert main(["robustness", "--run", str(tiny_run.path), "--models", "abs", "--json", str(out)]) == 2
+    assert main(["robustness", "--run", str(tiny_run.path), *args, "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "this run has no ABS model" in err[0]
+    assert len(err) == 1 and message in err[0]
     assert not out.exists()
