@@ -3,8 +3,10 @@
 A binary CNN is trained only on MNIST 1s (class 0) and 7s (class 1), without shift
 augmentation (as in the seed), and a guard is fitted on the same 1s and 7s: the detectors of
 GUARD_DETECTORS (`vae_elbo` with a small VAE trained on 1s and 7s), calibrated to accept the
-run's share of validation 1s and 7s. Then both see images that are neither: a lone top bar, a
-bar at the bottom, a dash, a 1 with a base stroke, and a test 1 shifted left and right.
+run's share of validation 1s and 7s (with `classifier="abs"`, a two-class ABS is trained on the
+same 1s and 7s and judged instead of the CNN, beside the same guard). Then both see images that
+are neither: a lone top bar, a bar at the bottom, a dash, a 1 with a base stroke, and a test 1
+shifted left and right.
 
 The seed (Krishna 2016) got P(7) = 0.9997 for a lone horizontal stroke and P(1) = 0.9998 for
 a 1 with a base stroke. Everything is cached in RUN/probes/one_vs_seven/ and reused when the
@@ -34,8 +36,8 @@ from ..models.vae import ConvVAE, VAEConfig
 from ..run import RunConfig
 from ..train import TrainConfig, train_classifier, train_vae
 from ..train_abs import train_abs
-from .classifiers import abs_probs
 from ..views import compute_views
+from .classifiers import abs_probs
 from .shapes import draw_lines
 from .transforms import translate
 
@@ -219,7 +221,8 @@ def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False
     xt, yt = pair_split(data, "test")
     others = ~np.isin(data.y_test, PAIR)
     names, images = special_images(data)
-    rows = [{"name": name, "p1": float(p[0]), "p7": float(p[1]), "class": v.class_name, "verdict": v.verdict,
+    rows = [{"name": name, "p1": float(p[0]), "p7": float(p[1]), "class": CLASS_NAMES[int(p.argmax())],
+             "verdict": v.verdict,
              "score": v.scores[guard.detector], "scores": v.scores}
             for name, p, v in zip(names, predict(images), guard.check(images))]
     return {"classes": CLASS_NAMES, "classifier": classifier, "config": config_to_dict(cfg), "training": training,
