@@ -59,9 +59,9 @@ class Inference:
 
 MODES = {
     "faithful": Inference(8000, 50, 0.05),     # the reference's inference
-    #: chosen on validation images from the curve of bench/abs_speed.py: refining only the three
-    #: classes whose best prototype explains x best, with 10 steps, is ~20x faster and no less
-    #: accurate (more steps let wrong classes' decoders explain x too)
+    #: chosen on validation images from the curve of bench/abs_speed.py: 10 steps, only for the
+    #: three classes whose best prototype explains x best; 18.7x the faithful mode's images/s and
+    #: 0.05 points below its accuracy on 2,000 test images (bench/results/abs_speed.json)
     "fast": Inference(8000, 10, 0.05, 3),
     #: prototype search alone (no steps): the best prototype's loss bounds each class loss from
     #: above; ~4x faster again, what the `abs` detector scores with

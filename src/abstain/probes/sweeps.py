@@ -73,8 +73,9 @@ def pearson(a, b) -> float | None:
 def sweep_detectors(guard, all_detectors: bool = False, classifier: str = "cnn") -> list[str]:
     """The guard's detector first, then the others scored along the sweeps (see the module doc);
     with the `abs` classifier, its `abs` detector too (its logits are computed anyway)."""
+    wanted = {"abs"} if classifier == "abs" else set()
     others = [n for n, d in guard.detectors.items()
-              if n != guard.detector and (all_detectors or d.input != "images" or (n == "abs" and classifier == "abs"))]
+              if n != guard.detector and (all_detectors or d.input != "images" or n in wanted)]
     return [guard.detector] + others
 
 
@@ -82,9 +83,8 @@ def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None, pr
     """Accuracy, mean confidence, abstention and per-detector score mean / std on one batch
     (`detectors`: the names to score, default `sweep_detectors(guard)`; `predict`: the judged
     classifier, see :mod:`.classifiers`, default the guard's CNN)."""
-    probs = None if predict is None else predict(images)
     scores, logits = guard.scores(images, detectors or sweep_detectors(guard))
-    probs = probabilities(None, images, logits) if probs is None else probs
+    probs = probabilities(predict, images, logits)
     accepted = guard.decide(scores[guard.detector])
     return {"accuracy": float(np.mean(probs.argmax(1) == labels)),
             "confidence": float(probs.max(1).mean()),

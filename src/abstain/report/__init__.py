@@ -117,7 +117,8 @@ def _abs_section(run, sets: list) -> str:
     buf = io.BytesIO()
     Image.fromarray(explain_grid(images / 255.0, recs, scale=3)).save(buf, format="PNG")
     names = run.guard.class_names
-    rows = "; ".join(f"{name}: class {names[int(p.argmax())]} at {p.max():.2f}" for (name, _), p in zip(items, probs))
+    rows = "; ".join(f"{name}: class {names[int(p.argmax())]} at {p.max():.2f}"
+                     for (name, _), p in zip(items, probs))
     note = (f"One row per input ({', '.join(n for n, _ in items)}): the input, then the best reconstruction "
             f"of each class generator {names[0]}..{names[-1]} (fast inference). ABS says: {rows}. "
             "A class wins by explaining the input best; when none explains it, the confidence stays "
