@@ -35,6 +35,7 @@ from abstain.tensors import to_tensor
 from abstain.train_abs import train_abs
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
 HOME = Path(os.environ.get("ABSTAIN_HOME", Path.home() / ".cache/abstain"))
 CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
          Inference(1000, 4, 0.1), Inference(1000, 4, 0.1, 3), Inference(1000, 10, 0.05, 3),
@@ -113,7 +114,7 @@ def main() -> None:
     ap.add_argument("--n-curve", type=int, default=500, help="validation images per curve point")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "abs_speed.json")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, training = trained_abs(args.epochs)
@@ -131,7 +132,8 @@ def main() -> None:
     for r in (faithful, fast_same, fast_all, *curve):
         r.pop("pred")
     res = {
-        "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}",
+        "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}"
+                   + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,

@@ -22,19 +22,21 @@ def _load(run_dir: Path):
     return load_run(run_dir)
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_file(out: Path, write):
+    """`write(out)` (JSON, a report page, a PNG); an OS error becomes the one-line InputError."""
     try:
-        write_json(path, obj)
+        return write(out)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_file(path, lambda out: write_json(out, obj))
 
 
 def _report(run, result, sets, out: Path) -> Path:
     from .report import build_report
-    try:
-        return build_report(run, result, sets, out)
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    return _write_file(out, lambda path: build_report(run, result, sets, path))
 
 
 def cmd_fit(args) -> int:
@@ -92,10 +94,7 @@ def cmd_likelihood(args) -> int:
         print(f"wrote {args.json}")
     if args.report:
         from .report.likelihood import write_likelihood_report
-        try:
-            print(f"wrote report {write_likelihood_report(result, sets, args.report)}")
-        except OSError as exc:
-            raise InputError(f"cannot write {args.report}: {exc.strerror or exc}") from exc
+        print(f"wrote report {_write_file(args.report, lambda out: write_likelihood_report(result, sets, out))}")
     return 0
 
 
@@ -151,22 +150,6 @@ def cmd_purify(args) -> int:
     return 0
 
 
-def _abs_model(run):
-    if "abs" not in run.models:
-        raise InputError(f"{run.path}: this run has no ABS model; refit it with: abstain fit --run {run.path} --force")
-    return run.models["abs"]
-
-
-def _abs_predict(run, images: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """ABS logits (N, C) = minus the class losses, and its confidences (N, C)."""
-    import torch
-
-    from .detectors.abs import abs_logits
-    model = _abs_model(run)
-    logits = abs_logits(model, images, mode)
-    return logits, model.confidence(torch.from_numpy(logits)).numpy()
-
-
 def cmd_score(args) -> int:
     images = load_npy(args.input)
     run = _load(args.run)
@@ -176,7 +159,8 @@ def cmd_score(args) -> int:
            "images": [{"class": v.label, "confidence": v.confidence, "verdict": v.verdict,
                        "scores": v.scores} for v in verdicts]}
     if args.classifier == "abs":
-        _, probs = _abs_predict(run, images, args.abs_mode)
+        from .detectors.abs import abs_predict
+        _, probs = abs_predict(run.require_abs(), images, args.abs_mode)
         out["abs_mode"] = args.abs_mode
         for entry, p in zip(out["images"], probs):
             entry["abs_class"], entry["abs_confidence"] = int(p.argmax()), float(p.max())
@@ -208,19 +192,17 @@ def cmd_check(args) -> int:
     png = args.explain_png or (args.json.with_suffix(".abs.png") if args.json and recs is not None else None)
     if recs is not None and png:
         from .explain import write_explain_png
-        try:
-            print(f"wrote {write_explain_png(png, images / 255.0, recs)}")
-        except OSError as exc:
-            raise InputError(f"cannot write {png}: {exc.strerror or exc}") from exc
+        print(f"wrote {_write_file(png, lambda out: write_explain_png(out, images / 255.0, recs))}")
     return 0
 
 
 def _explain(run, images: np.ndarray, entries: list[dict], mode: str) -> np.ndarray:
     """Add ABS's class, confidence and per-class losses to each entry; returns the per-class
-    reconstructions (N, C, 28, 28)."""
+    reconstructions (N, C, 28, 28). One ABS solve gives both."""
     from .tensors import to_tensor
-    logits, probs = _abs_predict(run, images, mode)
-    recs = _abs_model(run).with_mode(mode).reconstructions(to_tensor(images)).numpy()
+    model = run.require_abs()
+    logits, recs = model.with_mode(mode).explain(to_tensor(images))
+    logits, probs, recs = logits.numpy(), model.confidence(logits).numpy(), recs.numpy()
     for entry, lg, p in zip(entries, logits, probs):
         c = int(p.argmax())
         entry["abs"] = {"class": c, "class_name": run.guard.class_names[c], "confidence": float(p.max()),
@@ -247,10 +229,7 @@ def cmd_probe(args) -> int:
         print(f"wrote {args.json}")
     if args.report:
         from .report.probes import build_probe_report
-        try:
-            print(f"wrote report {build_probe_report(result, args.report)}")
-        except OSError as exc:
-            raise InputError(f"cannot write {args.report}: {exc.strerror or exc}") from exc
+        print(f"wrote report {_write_file(args.report, lambda out: build_probe_report(result, out))}")
     return 0
 
 
@@ -276,10 +255,7 @@ def cmd_robustness(args) -> int:
     print(f"wrote {args.json} ({result['settings']['seconds']:.0f} s)")
     if args.report:
         from .report.robustness import build_robustness_report
-        try:
-            print(f"wrote report {build_robustness_report(result, arrays, args.report)}")
-        except OSError as exc:
-            raise InputError(f"cannot write {args.report}: {exc.strerror or exc}") from exc
+        print(f"wrote report {_write_file(args.report, lambda out: build_robustness_report(result, arrays, out))}")
     return 0
 
 

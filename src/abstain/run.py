@@ -165,6 +165,18 @@ class Run:
         return self.models["vae"]
 
     @property
+    def abs_model(self) -> ABS | None:
+        """The run's analysis-by-synthesis model, or None when the run has none."""
+        return self.models.get("abs")
+
+    def require_abs(self, instead: str = "") -> ABS:
+        """The ABS model, or an InputError naming what to do instead (default: refit)."""
+        if self.abs_model is None:
+            raise InputError(f"{self.path}: this run has no ABS model; "
+                             + (instead or f"refit it with: abstain fit --run {self.path} --force"))
+        return self.abs_model
+
+    @property
     def dataset(self) -> Dataset:
         return load_dataset(self.config.dataset)
 

@@ -104,7 +104,7 @@ def test_abs_classifier_is_judged_beside_the_same_guard(tiny_run, pair_config):
     ident = r["sweeps"]["rotate"]["steps"][0]
     x, y = tiny_run.dataset.x_test, tiny_run.dataset.y_test
     idx = np.sort(np.random.default_rng(0).choice(len(x), 30, replace=False))
-    probs = abs_probs(tiny_run.models["abs"], x[idx])
+    probs = abs_probs(tiny_run.models["abs"])(x[idx])
     assert ident["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y[idx]))
     assert ident["confidence"] == pytest.approx(probs.max(1).mean())
     for a, b in zip(r["sweeps"]["rotate"]["steps"], cnn["sweeps"]["rotate"]["steps"]):

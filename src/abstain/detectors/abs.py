@@ -43,6 +43,12 @@ def abs_logits(model: ABS, X: np.ndarray, mode: str = "fast", batch_size: int = 
     return out
 
 
+def abs_predict(model: ABS, X: np.ndarray, mode: str = "fast") -> tuple[np.ndarray, np.ndarray]:
+    """ABS logits -l (N, C) of images X and its calibrated confidences (N, C) (memoised logits)."""
+    logits = abs_logits(model, X, mode)
+    return logits, model.confidence(torch.from_numpy(logits)).double().numpy()
+
+
 @register("abs")
 class ABSDetector(Detector):
     input = "images"

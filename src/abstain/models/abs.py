@@ -302,11 +302,21 @@ class ABS(nn.Module):
         return -self.class_losses(x)
 
     @torch.no_grad()
+    def explain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1, 28, 28) -> logits -l (N, C) and each class's best explanation G_y(z*_y)
+        (N, C, 28, 28), from one solve."""
+        inference, x = self.inference(), self._prepare(x)
+        logits, recs = [], []
+        for i in range(0, len(x), self.batch_size):
+            xb = x[i:i + self.batch_size]
+            z, rec = self.solve(xb, inference)
+            logits.append(-self._losses(xb, z, rec))
+            recs.append(rec)
+        return torch.cat(logits), torch.cat(recs).view(len(x), self.config.classes, 28, 28)
+
     def reconstructions(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 28, 28) -> each class's best explanation G_y(z*_y), (N, C, 28, 28)."""
-        inference, x = self.inference(), self._prepare(x)
-        out = [self.solve(x[i:i + self.batch_size], inference)[1] for i in range(0, len(x), self.batch_size)]
-        return torch.cat(out).view(len(x), self.config.classes, 28, 28)
+        return self.explain(x)[1]
 
     def confidence(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities p_c ∝ exp(scale * logit_c) + offset, with logits = -l (N, C)."""

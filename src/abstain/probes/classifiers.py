@@ -8,7 +8,6 @@ accept / abstain decision per input, whichever classifier answers.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.special import softmax
 
 from ..errors import InputError
@@ -16,17 +15,10 @@ from ..errors import InputError
 CLASSIFIERS = ("cnn", "abs")
 
 
-def abs_model(run):
-    model = getattr(run, "models", {}).get("abs")
-    if model is None:
-        raise InputError(f"{run.path}: this run has no ABS model; use --classifier cnn or refit the run")
-    return model
-
-
-def abs_probs(model, images: np.ndarray, mode: str = "fast") -> np.ndarray:
-    """ABS confidences (N, C) of uint8 images (logits memoised per mode and images)."""
-    from ..detectors.abs import abs_logits
-    return model.confidence(torch.from_numpy(abs_logits(model, images, mode))).double().numpy()
+def abs_probs(model):
+    """images -> ABS's confidences (fast inference)."""
+    from ..detectors.abs import abs_predict
+    return lambda images: abs_predict(model, images, "fast")[1]
 
 
 def probe_classifier(run, name: str):
@@ -35,8 +27,7 @@ def probe_classifier(run, name: str):
         raise InputError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
     if name == "cnn":
         return None
-    model = abs_model(run)
-    return lambda images: abs_probs(model, images)
+    return abs_probs(run.require_abs("use --classifier cnn, or refit the run"))
 
 
 def probabilities(predict, images: np.ndarray, logits: np.ndarray) -> np.ndarray:

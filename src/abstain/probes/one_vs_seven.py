@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import softmax
 
 from .. import __version__
 from ..atomic import write_json
@@ -37,7 +36,7 @@ from ..run import RunConfig
 from ..train import TrainConfig, train_classifier, train_vae
 from ..train_abs import train_abs
 from ..views import compute_views
-from .classifiers import abs_probs
+from .classifiers import abs_probs, probabilities
 from .shapes import draw_lines
 from .transforms import translate
 
@@ -98,11 +97,19 @@ def special_images(data) -> tuple[list[str], np.ndarray]:
     return names, np.stack(images)
 
 
+def _judged(guard: Guard, predict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of the guard (its detector's scores, the CNN's logits) and the judged
+    classifier's probabilities (see :mod:`.classifiers`; None = the CNN, from those logits)."""
+    scores, logits = guard.scores(images, [guard.detector])
+    return scores[guard.detector], probabilities(predict, images, logits)
+
+
 def bar_scan(guard: Guard, predict) -> list[dict]:
     """A lone bar at every row of BAR_ROWS: P(7) and the guard's verdict (no cherry-picked row)."""
     images = np.stack([bar(y) for y in BAR_ROWS])
-    return [{"row": y, "p7": float(p[1]), "verdict": v.verdict}
-            for y, p, v in zip(BAR_ROWS, predict(images), guard.check(images))]
+    scores, probs = _judged(guard, predict, images)
+    return [{"row": y, "p7": float(p[1]), "verdict": "accept" if ok else "abstain"}
+            for y, p, ok in zip(BAR_ROWS, probs, guard.decide(scores))]
 
 
 def _models_digest(folder: Path) -> str:
@@ -167,27 +174,22 @@ def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig =
     return clf, guard, {"classifier": ctrain, "vae": vtrain}
 
 
-def _probs(classifier: CNN, images: np.ndarray) -> np.ndarray:
-    return softmax(compute_views(classifier, images)["logits"].astype(np.float64), axis=1)
-
-
 def shift_curve(guard: Guard, ones: np.ndarray, predict) -> list[dict]:
     """For each shift of every given test 1: mean P(7), share called 7, share abstained on."""
     out = []
     for dx in SHIFTS:
         moved = translate(ones, dx=dx)
-        scores, _ = guard.scores(moved, [guard.detector])
-        p7 = predict(moved)[:, 1]
+        scores, probs = _judged(guard, predict, moved)
+        p7 = probs[:, 1]
         out.append({"dx": dx, "mean_p7": float(p7.mean()), "called_7": float(np.mean(p7 > 0.5)),
-                    "abstain": float(1 - guard.decide(scores[guard.detector]).mean())})
+                    "abstain": float(1 - guard.decide(scores).mean())})
     return out
 
 
 def _set_stats(guard: Guard, predict, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
-    scores, _ = guard.scores(images, [guard.detector])
-    probs = predict(images)
+    scores, probs = _judged(guard, predict, images)
     out = {"n": int(len(images)), "confidence": float(probs.max(1).mean()),
-           "abstain": float(1 - guard.decide(scores[guard.detector]).mean())}
+           "abstain": float(1 - guard.decide(scores).mean())}
     if labels is not None:
         out["accuracy"] = float(np.mean(probs.argmax(1) == labels))
     return out
@@ -213,23 +215,24 @@ def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False
     detector = run.guard.detector if run.guard.detector in GUARD_DETECTORS else "mahalanobis_layers"
     folder = Path(run.path) / "probes" / "one_vs_seven"
     clf, guard, training = fit_pair(folder, data, detector, run.guard.accept, cfg, progress)
+    predict = None                           # the pair CNN, through its guard's logits
     if classifier == "abs":
         model, training["abs"] = pair_abs(folder, data, cfg, progress)
-        predict = lambda images: abs_probs(model, images)        # noqa: E731
-    else:
-        predict = lambda images: _probs(clf, images)             # noqa: E731
+        predict = abs_probs(model)
     xt, yt = pair_split(data, "test")
     others = ~np.isin(data.y_test, PAIR)
     names, images = special_images(data)
+    verdicts = guard.check(images)              # every detector's score, for the table
+    probs = _judged(guard, predict, images)[1]  # 19 images: a second small pass is cheaper than plumbing
     rows = [{"name": name, "p1": float(p[0]), "p7": float(p[1]), "class": CLASS_NAMES[int(p.argmax())],
-             "verdict": v.verdict,
-             "score": v.scores[guard.detector], "scores": v.scores}
-            for name, p, v in zip(names, predict(images), guard.check(images))]
+             "verdict": v.verdict, "score": v.scores[guard.detector], "scores": v.scores}
+            for name, p, v in zip(names, probs, verdicts)]
+    test_stats = _set_stats(guard, predict, xt, yt)
     return {"classes": CLASS_NAMES, "classifier": classifier, "config": config_to_dict(cfg), "training": training,
-            "test_accuracy": float(np.mean(predict(xt).argmax(1) == yt)),
+            "test_accuracy": test_stats["accuracy"],
             "guard": {"detector": guard.detector, "detectors": list(guard.detectors),
                       "threshold": guard.threshold_, "accept": guard.accept},
-            "test_1s_7s": _set_stats(guard, predict, xt, yt),
+            "test_1s_7s": test_stats,
             "other_test_digits": _set_stats(guard, predict, data.x_test[others]),
             "images": rows, "seed": {k: {"class": c, "probability": p} for k, (c, p) in SEED.items()},
             "shifts": shift_curve(guard, xt[yt == 0], predict), "bar_rows": bar_scan(guard, predict)}

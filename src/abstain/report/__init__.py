@@ -98,22 +98,19 @@ def _reconstruction_section(run, sets: list) -> str:
 def _abs_section(run, sets: list) -> str:
     """ABS's ten per-class reconstructions of the same items (seed 004: its decision can be read
     off them); empty when the run has no ABS model."""
-    model = run.models.get("abs")
+    model = run.abs_model
     if model is None:
         return ""
     import io
 
-    import torch
     from PIL import Image
 
-    from ..detectors.abs import abs_logits
     from ..explain import explain_grid
     from ..tensors import to_tensor
     items = data.reconstruction_items(run, sets, data.chicken_image())
     images = np.stack([np.asarray(img, np.uint8) for _, img in items])
-    fast = model.with_mode("fast")
-    recs = fast.reconstructions(to_tensor(images)).numpy()
-    probs = model.confidence(torch.from_numpy(abs_logits(model, images, "fast"))).numpy()
+    logits, recs = model.with_mode("fast").explain(to_tensor(images))
+    probs, recs = model.confidence(logits).numpy(), recs.numpy()
     buf = io.BytesIO()
     Image.fromarray(explain_grid(images / 255.0, recs, scale=3)).save(buf, format="PNG")
     names = run.guard.class_names

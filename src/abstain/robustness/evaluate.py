@@ -134,10 +134,7 @@ def robustness(run, names: list[str], cfg: RobustnessConfig = RobustnessConfig()
     for name in names:
         bar.set_description(f"robustness: {name}")
         t0, cpu0 = time.perf_counter(), time.process_time()
-        model = load_model(name, run, progress)
-        if hasattr(model, "with_mode"):
-            model = model.with_mode(cfg.abs_mode)
-        model = Batched(model, cfg.batch_size)
+        model = Batched(load_model(name, run, progress, cfg.abs_mode), cfg.batch_size)
         t_load = time.perf_counter() - t0
         budget = cfg.budget(name)
         minima, noise, seconds = attack_model(model, x, y, pool_x, pool_y, budget, cfg.seed, bar)

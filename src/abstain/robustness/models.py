@@ -17,7 +17,7 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class ModelEntry:
-    factory: Callable[..., nn.Module]    # factory(run, progress) -> model in eval mode
+    factory: Callable[..., nn.Module]    # factory(run, progress, abs_mode) -> model in eval mode
     slow: bool = False                   # slow models get the smaller attack budget
     about: str = ""
     available: Callable[..., bool] = lambda run: True
@@ -49,13 +49,9 @@ def parse_models(text: str | None, run) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def load_model(name: str, run, progress: bool = False) -> nn.Module:
-    return ROBUSTNESS_MODELS[name].factory(run, progress).eval()
-
-
-def abs_of(run) -> nn.Module | None:
-    """The run's analysis-by-synthesis model, or None. The one place that knows where it lives."""
-    return getattr(run, "models", {}).get("abs")
+def load_model(name: str, run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
+    """The named model in eval mode; ABS models run the `abs_mode` inference."""
+    return ROBUSTNESS_MODELS[name].factory(run, progress, abs_mode).eval()
 
 
 class Binarized(nn.Module):
@@ -77,39 +73,34 @@ class Binarized(nn.Module):
 
 
 @register_model("cnn", about="the run's classifier (the foundation CNN)")
-def _cnn(run, progress: bool = False) -> nn.Module:
+def _cnn(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
     return run.classifier
 
 
 @register_model("madry", about="the same CNN, adversarially trained (FGSM with random start, "
                 "Wong et al. 2020) at L-inf eps 0.3; trained into the run folder on first use")
-def _madry(run, progress: bool = False) -> nn.Module:
+def _madry(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
     from .adversarial_training import adversarial_cnn
     return adversarial_cnn(run, progress=progress)
 
 
-def _abs(run, binary: bool) -> nn.Module:
-    """Resolved lazily: the run's models["abs"], binarized for binary_abs."""
-    model = abs_of(run)
-    if model is None:
-        raise InputError(f"this run has no ABS model ({run.path}); "
-                         "leave abs / binary_abs out of --models")
-    if not binary:
-        return model
-    return model.binary() if hasattr(model, "binary") else Binarized(model)
+def _abs(run, binary: bool, mode: str) -> nn.Module:
+    """Resolved lazily: the run's ABS model in the given inference mode, binarized for binary_abs."""
+    model = run.require_abs("leave abs / binary_abs out of --models").with_mode(mode)
+    return model.binary() if binary else model
 
 
 def _has_abs(run) -> bool:
-    return abs_of(run) is not None
+    return run.abs_model is not None
 
 
 @register_model("abs", slow=True, available=_has_abs,
                 about="analysis by synthesis: one VAE per class (Schott et al. 2019)")
-def _abs_plain(run, progress: bool = False) -> nn.Module:
-    return _abs(run, binary=False)
+def _abs_plain(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
+    return _abs(run, False, abs_mode)
 
 
 @register_model("binary_abs", slow=True, available=_has_abs,
                 about="ABS on inputs binarized at 0.5 (straight-through gradients)")
-def _abs_binary(run, progress: bool = False) -> nn.Module:
-    return _abs(run, binary=True)
+def _abs_binary(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
+    return _abs(run, True, abs_mode)
