@@ -202,6 +202,7 @@ def _explain(run, images: np.ndarray, entries: list[dict], mode: str) -> np.ndar
     from .tensors import to_tensor
     model = run.require_abs()
     logits, recs = model.with_mode(mode).explain(to_tensor(images))
+    logits = logits.double()                  # float64 as abs_predict: near-uniform outputs must not tie
     logits, probs, recs = logits.numpy(), model.confidence(logits).numpy(), recs.numpy()
     for entry, lg, p in zip(entries, logits, probs):
         c = int(p.argmax())
