@@ -3,8 +3,8 @@
 ``abs``: minus the smallest per-class loss, max_y -l_y(x) with
 l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784 (Schott et al. 2019; see abstain.models.abs).
 Higher = better explained = more in-distribution. Scores use the model's ``search`` inference
-by default (prototype search alone, about 1,000 images/s on 2 cores; an evaluation scores
-~40,000 images): each class loss is then the best of 8,000 decoded prototypes, an upper bound
+by default (prototype search alone, about 4,000 images/s on 2 cores; an evaluation scores
+~40,000 images): each class loss is then the best of 2,000 decoded prototypes, an upper bound
 of the optimised loss.
 """
 from __future__ import annotations

@@ -63,9 +63,10 @@ MODES = {
     #: three classes whose best prototype explains x best; 18.7x the faithful mode's images/s and
     #: 0.05 points below its accuracy on 2,000 test images (bench/results/abs_speed.json)
     "fast": Inference(8000, 10, 0.05, 3),
-    #: prototype search alone (no steps): the best prototype's loss bounds each class loss from
-    #: above; ~4x faster again, what the `abs` detector scores with
-    "search": Inference(8000, 0),
+    #: prototype search alone (no steps) over 2,000 prototypes: the best prototype's loss bounds
+    #: each class loss from above; what the `abs` detector scores with (~4,000 images/s on 2
+    #: cores; 8,000 prototypes took ~1,000/s and a quarter of `abstain demo`'s evaluation)
+    "search": Inference(2000, 0),
 }
 
 
