@@ -165,8 +165,8 @@ class DensityOfStates(_StatisticsDetector):
         ref, h = torch.as_tensor(self.stats_), torch.as_tensor(self.bandwidth_)
         total = torch.zeros(len(q), dtype=torch.float64)
         for d in range(q.shape[1]):
-            for i in range(0, len(q), 2000):
-                u = (q[i:i + 2000, d:d + 1] - ref[None, :, d]) / h[d]                 # (b, n)
+            for i in range(0, len(q), 250):          # 250 rows: the (b, n) block stays in cache
+                u = (q[i:i + 250, d:d + 1] - ref[None, :, d]) / h[d]                   # (b, n)
                 log_k = torch.logsumexp(-0.5 * u * u, dim=1)
-                total[i:i + 2000] += log_k - math.log(len(ref) * h[d] * math.sqrt(2 * math.pi))
+                total[i:i + 250] += log_k - math.log(len(ref) * h[d] * math.sqrt(2 * math.pi))
         return total.numpy()

@@ -52,7 +52,9 @@ def _batch_statistics(vae: ConvVAE, x: torch.Tensor, eps: torch.Tensor) -> dict[
     k = len(eps)
     mu, logvar = vae.encode(x)
     z = mu + eps[:, None, :] * (0.5 * logvar).exp()                          # (k, N, latent)
-    log_px_z = vae.log_likelihood(vae.decode(z.flatten(0, 1)), x.repeat(k, 1, 1, 1)).view(k, -1)
+    # one decoder pass per draw: k passes over N rows are about twice as fast on a CPU as one
+    # pass over k * N rows (the activations stay in cache), with the same numbers row by row
+    log_px_z = torch.stack([vae.log_likelihood(vae.decode(zj), x) for zj in z])  # (k, N)
     log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
     log_qz = -0.5 * (eps[:, None, :].pow(2) + math.log(2 * math.pi) + logvar).sum(-1)
     iwae = torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(k)
