@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--n-faithful 1000] [--threads 2] [--cnn-run DIR]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -43,9 +43,11 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
          Inference(8000, 10, 0.05), Inference(8000, 25, 0.05), MODES["faithful"]]
 
 
-def trained_abs(epochs: int) -> tuple[ABS, dict]:
-    cfg = replace(RunConfig().abs_train, epochs=epochs)
-    path = HOME / "bench" / f"abs_e{epochs}.safetensors"
+def trained_abs(epochs: int, shift: int | None = None) -> tuple[ABS, dict]:
+    base = RunConfig().abs_train
+    shift = base.shift if shift is None else shift
+    cfg = replace(base, epochs=epochs, shift=shift)
+    path = HOME / "bench" / (f"abs_e{epochs}" + ("" if shift == base.shift else f"_shift{shift}") + ".safetensors")
     if path.exists() and read_meta(path).get("train") == config_to_dict(cfg):
         model, meta = load_module(path, ABS, ABSConfig)
         return model, meta["training"]
@@ -111,13 +113,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10, help="ABS training epochs (abstain fit --abs-epochs)")
     ap.add_argument("--n-faithful", type=int, default=1000, help="test images for the faithful mode")
-    ap.add_argument("--n-curve", type=int, default=500, help="validation images per curve point")
+    ap.add_argument("--n-curve", type=int, default=500, help="validation images per curve point (0: no curve)")
+    ap.add_argument("--shift", type=int, default=RunConfig().abs_train.shift,
+                    help="training shift augmentation in pixels (abstain's default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, training = trained_abs(args.epochs)
+    model, training = trained_abs(args.epochs, args.shift)
     data = load_dataset("mnist")
     cnn_path = Path(args.cnn_run) / "classifier.safetensors"
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
@@ -126,16 +130,20 @@ def main() -> None:
     fast_same = measure(model, MODES["fast"], data.x_test[:nf], data.y_test[:nf])
     fast_all = measure(model, MODES["fast"], data.x_test, data.y_test)
     # the curve (from which the fast mode was chosen) runs on validation images, not test images
-    curve = [measure(model, inf, data.x_val[:args.n_curve], data.y_val[:args.n_curve]) for inf in CURVE]
+    curve = [measure(model, inf, data.x_val[:args.n_curve], data.y_val[:args.n_curve])
+             for inf in CURVE] if args.n_curve > 0 else []
     noise = noise_confidence(model, cnn, make_ood("uniform_noise", n=2000, seed=0))
     agree = float((faithful["pred"] == fast_same["pred"]).mean())
     for r in (faithful, fast_same, fast_all, *curve):
         r.pop("pred")
     res = {
         "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}"
+                   + ("" if args.shift == RunConfig().abs_train.shift else f" --shift {args.shift}")
+                   + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
+        "train_shift": args.shift,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
         "fast_faithful_agreement": agree,
@@ -144,13 +152,14 @@ def main() -> None:
         "cnn": str(cnn_path) if cnn is not None else None,
     }
     write_json(args.out, res)
-    plot(curve, args.out.with_suffix(".png"))
+    if curve:
+        plot(curve, args.out.with_suffix(".png"))
     print(f"faithful ({nf} images): {100 * faithful['accuracy']:.2f}%  {faithful['images_per_second']:.1f} img/s")
     print(f"fast     ({nf} images): {100 * fast_same['accuracy']:.2f}%  {fast_same['images_per_second']:.1f} img/s"
           f"  (x{res['speedup_fast_over_faithful']:.1f}); all 10,000: {100 * fast_all['accuracy']:.2f}%")
     print(f"uniform noise max confidence: ABS {noise['abs_fast_max']:.3f}"
           + (f", CNN {noise['cnn_max']:.3f}" if cnn is not None else ""))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    print(f"wrote {args.out}" + (f" and {args.out.with_suffix('.png')}" if curve else ""))
 
 
 if __name__ == "__main__":

@@ -127,6 +127,15 @@ def test_views_share_weights_and_binary_thresholds(model, digits):
         model.with_mode("nope")
 
 
+def test_binary_gradient_passes_the_threshold_straight_through(model, digits):
+    x = digits[0][:4].clone().requires_grad_(True)
+    model.with_mode(SMALL).binary()(x)[:, 3].sum().backward()
+    xb = (x.detach() > 0.5).float().requires_grad_(True)
+    model.with_mode(SMALL)(xb)[:, 3].sum().backward()
+    assert x.grad.abs().sum() > 0
+    torch.testing.assert_close(x.grad, xb.grad)
+
+
 def test_reconstructions_are_the_decoded_optima(model, digits):
     x = digits[0][:4]
     recs = model.with_mode(SMALL).reconstructions(x)

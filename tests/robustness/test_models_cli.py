@@ -15,7 +15,6 @@ from abstain.robustness import AdversarialConfig, DistalConfig, distal_images, p
 from abstain.robustness.adversarial_training import FILE, TRAIN, adversarial_cnn, pgd_accuracy, train_adversarial
 from abstain.robustness.decision import decision_search
 from abstain.robustness.minimal import Minima, SearchBudget, predict
-from abstain.robustness.models import Binarized
 from abstain.tensors import to_tensor
 
 
@@ -31,15 +30,6 @@ class WithReconstructions(nn.Module):
 
     def reconstructions(self, x):
         return self.means.expand(len(x), -1, -1, -1)
-
-
-def test_binarized_is_straight_through():
-    lin = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    m = Binarized(lin)
-    x = torch.rand(4, 1, 28, 28, requires_grad=True)
-    assert torch.allclose(m(x), lin((x > 0.5).float()))
-    m(x)[:, 3].sum().backward()
-    assert torch.allclose(x.grad.flatten(1), lin[1].weight[3].expand(4, -1))
 
 
 def test_parse_models(tiny_run, capsys):

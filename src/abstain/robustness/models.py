@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
 from torch import nn
 
 from ..errors import InputError
@@ -52,24 +51,6 @@ def parse_models(text: str | None, run) -> list[str]:
 def load_model(name: str, run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
     """The named model in eval mode; ABS models run the `abs_mode` inference."""
     return ROBUSTNESS_MODELS[name].factory(run, progress, abs_mode).eval()
-
-
-class Binarized(nn.Module):
-    """`model` on inputs binarized at 0.5. The backward pass is the identity (straight-through,
-    as the ABS authors attack their binary model), so gradient attacks still have a direction."""
-
-    def __init__(self, model: nn.Module, threshold: float = 0.5):
-        super().__init__()
-        self.model, self.threshold = model, threshold
-
-    def binarize(self, x: torch.Tensor) -> torch.Tensor:
-        return x + ((x > self.threshold).to(x) - x).detach()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.binarize(x))
-
-    def reconstructions(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.reconstructions(self.binarize(x))
 
 
 @register_model("cnn", about="the run's classifier (the foundation CNN)")
