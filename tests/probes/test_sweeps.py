@@ -9,7 +9,8 @@ from scipy import stats
 
 from abstain.errors import InputError
 from abstain.probes import run_probes
-from abstain.probes.sweeps import SWEEPS, overconfidence, pearson, run_sweep, sample_test, sweep_detectors
+from abstain.probes.sweeps import (SWEEPS, detector_thresholds, overconfidence, pearson, run_sweep, sample_test,
+                                   sweep_detectors)
 from abstain.train import accuracy
 
 
@@ -66,6 +67,27 @@ def test_rotation_and_translation_hurt_and_the_guard_notices(probe_result, probe
         for s in sw["steps"]:
             assert all(np.isfinite(v) for v in s["scores"].values())
     json.dumps(probe_result, allow_nan=False)                  # JSON-able as it is
+
+
+def test_every_detector_is_judged_as_if_it_were_the_guard(probe_result, probe_settings, tiny_run):
+    guard = tiny_run.guard
+    for name in probe_settings["sweeps"]:
+        sw = probe_result["sweeps"][name]
+        assert list(sw["correlation_by"]) == probe_result["settings"]["sweep_detectors"]
+        assert sw["correlation_by"][guard.detector] == pytest.approx(sw["correlation"])
+        err = 1 - np.array([s["accuracy"] for s in sw["steps"]])
+        for s in sw["steps"]:
+            assert s["abstain_by"][guard.detector] == pytest.approx(s["abstain"], abs=1e-12)   # its own threshold
+            assert all(0 <= v <= 1 for v in s["abstain_by"].values())
+        for d, c in sw["correlation_by"].items():
+            a = [s["abstain_by"][d] for s in sw["steps"]]
+            assert c is None or c == pytest.approx(np.corrcoef(a, err)[0, 1]), d
+    # every other detector is thresholded to accept the guard's share of the validation images
+    th = detector_thresholds(guard, tiny_run.dataset.x_val, ["msp", "energy", guard.detector])
+    scores, _ = guard.scores(tiny_run.dataset.x_val, ["msp", "energy"])
+    for d in ("msp", "energy"):
+        assert np.mean(scores[d] >= th[d]) == pytest.approx(guard.accept, abs=0.005), d
+    assert th[guard.detector] == guard.threshold_
 
 
 def test_every_sweep_runs_on_a_few_images(tiny_run, mnist):

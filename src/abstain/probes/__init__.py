@@ -60,7 +60,8 @@ def run_probes(run, n: int = DEFAULT_N, seed: int = 0, sweeps=None, pair: PairCo
     timings = {}
     one_vs_seven = run_one_vs_seven(run, pair, progress, classifier)
     timings["one_vs_seven_s"] = time.perf_counter() - t0
-    sweep_results = run_sweeps(run.guard, x, y, sweeps, all_detectors, progress, predict, classifier)
+    sweep_results = run_sweeps(run.guard, x, y, sweeps, all_detectors, progress, predict, classifier,
+                               val_images=data.x_val)
     timings["sweeps_s"] = time.perf_counter() - t0 - timings["one_vs_seven_s"]
     shapes = probe_shapes(run.guard, predict)
     timings["total_s"] = time.perf_counter() - t0

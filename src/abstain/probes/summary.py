@@ -42,7 +42,20 @@ def _sweeps(sweeps: dict) -> list[str]:
         lines.append(f"  {name:<13}{len(s['steps']):>6}{_pct(ident['accuracy']):>8}{_pct(s['min_accuracy']):>9}"
                      f"{s['confidence_at_min_accuracy']:>11.3f}{_pct(s['abstain_at_min_accuracy']):>14}"
                      f"{s['overconfidence']:>+10.3f}{corr:>7}")
+    best = {name: _best_detector(s) for name, s in sweeps.items() if s.get("correlation_by")}
+    if best:
+        lines.append("  detector whose abstention (at the guard's validation acceptance) tracks the error best: "
+                     + "; ".join(f"{name} {d} {c:.2f}" for name, (d, c) in best.items() if d is not None))
     return lines
+
+
+def _best_detector(sweep: dict) -> tuple[str | None, float]:
+    """(detector, correlation) with the highest error correlation along a sweep; (None, nan) if none."""
+    known = {d: c for d, c in sweep["correlation_by"].items() if c is not None}
+    if not known:
+        return None, float("nan")
+    d = max(known, key=known.get)
+    return d, known[d]
 
 
 def _shapes(shapes: list[dict]) -> list[str]:

@@ -18,6 +18,10 @@ Per sweep, two summaries (both on the steps as listed, every step weighted equal
   > 0 = more sure than right.
 * ``correlation`` = Pearson correlation between the guard's abstention rate and the classifier's
   error rate (1 - accuracy) along the sweep; None when either is constant.
+* ``correlation_by`` = the same for every scored detector, as if it were the guard: each
+  thresholded at the guard's acceptance rate on the validation images (``abstain_by`` per step),
+  so a user can see which detector's abstention would track this classifier's errors. The
+  guard's own entry equals ``correlation``.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..metrics import threshold_at
 from . import transforms as T
 from .classifiers import probabilities
 
@@ -80,18 +85,32 @@ def sweep_detectors(guard, all_detectors: bool = False, classifier: str = "cnn")
     return [guard.detector] + others
 
 
-def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None, predict=None) -> dict:
+def detector_thresholds(guard, val_images: np.ndarray, detectors) -> dict[str, float]:
+    """Each detector's threshold accepting the guard's share of the validation images (the
+    guard's own detector keeps its calibrated threshold)."""
+    scores, _ = guard.scores(val_images, list(detectors))
+    out = {d: threshold_at(s, guard.accept) for d, s in scores.items()}
+    out[guard.detector] = guard.threshold_
+    return out
+
+
+def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None, predict=None,
+               thresholds: dict | None = None) -> dict:
     """Accuracy, mean confidence, abstention and per-detector score mean / std on one batch
     (`detectors`: the names to score, default `sweep_detectors(guard)`; `predict`: the judged
-    classifier, see :mod:`.classifiers`, default the guard's CNN)."""
+    classifier, see :mod:`.classifiers`, default the guard's CNN; `thresholds`: per-detector
+    thresholds (`detector_thresholds`) for ``abstain_by``)."""
     scores, logits = guard.scores(images, detectors or sweep_detectors(guard))
     probs = probabilities(predict, images, logits)
     accepted = guard.decide(scores[guard.detector])
-    return {"accuracy": float(np.mean(probs.argmax(1) == labels)),
-            "confidence": float(probs.max(1).mean()),
-            "abstain": float(1 - accepted.mean()),
-            "scores": {d: float(np.mean(s)) for d, s in scores.items()},
-            "score_std": {d: float(np.std(s)) for d, s in scores.items()}}
+    out = {"accuracy": float(np.mean(probs.argmax(1) == labels)),
+           "confidence": float(probs.max(1).mean()),
+           "abstain": float(1 - accepted.mean()),
+           "scores": {d: float(np.mean(s)) for d, s in scores.items()},
+           "score_std": {d: float(np.std(s)) for d, s in scores.items()}}
+    if thresholds:
+        out["abstain_by"] = {d: float(np.mean(scores[d] < t)) for d, t in thresholds.items() if d in scores}
+    return out
 
 
 def sample_test(data, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,27 +121,34 @@ def sample_test(data, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
 
 
 def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, detectors=None,
-              bar=None, predict=None) -> dict:
-    """Every step of one sweep on the same images, plus its overconfidence and correlation."""
+              bar=None, predict=None, thresholds: dict | None = None) -> dict:
+    """Every step of one sweep on the same images, plus its overconfidence and correlation(s)."""
     steps = []
     for value in sweep.values:
-        steps.append({"value": value, **step_stats(guard, sweep.apply(images, value), labels, detectors, predict)})
+        steps.append({"value": value, **step_stats(guard, sweep.apply(images, value), labels, detectors,
+                                                   predict, thresholds)})
         if bar is not None:
             bar.update(1)
     acc = [s["accuracy"] for s in steps]
     conf = [s["confidence"] for s in steps]
     abst = [s["abstain"] for s in steps]
+    err = 1 - np.asarray(acc)
+    by = {d: pearson([s["abstain_by"][d] for s in steps], err) for d in (thresholds or {})}
     return {"unit": sweep.unit, "identity": sweep.identity, "steps": steps,
             "overconfidence": overconfidence(conf, acc),
-            "correlation": pearson(abst, 1 - np.asarray(acc)),
+            "correlation": pearson(abst, err),
+            **({"correlation_by": by} if thresholds else {}),
             "min_accuracy": float(min(acc)),
             "confidence_at_min_accuracy": conf[int(np.argmin(acc))],
             "abstain_at_min_accuracy": abst[int(np.argmin(acc))]}
 
 
 def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, all_detectors: bool = False,
-               progress: bool = False, predict=None, classifier: str = "cnn") -> dict:
-    """{sweep name: run_sweep(...)} for the named sweeps (default: all of SWEEPS)."""
+               progress: bool = False, predict=None, classifier: str = "cnn",
+               val_images: np.ndarray | None = None) -> dict:
+    """{sweep name: run_sweep(...)} for the named sweeps (default: all of SWEEPS); with
+    `val_images`, also every scored detector's abstention and correlation (``abstain_by``,
+    ``correlation_by``)."""
     names = list(SWEEPS) if names is None else list(names)
     unknown = [n for n in names if n not in SWEEPS]
     if unknown:
@@ -130,4 +156,5 @@ def run_sweeps(guard, images: np.ndarray, labels: np.ndarray, names=None, all_de
     total = sum(len(SWEEPS[n].values) for n in names)
     with tqdm(total=total, desc="sweeps", disable=not progress, leave=False) as bar:
         dets = sweep_detectors(guard, all_detectors, classifier)
-        return {n: run_sweep(guard, SWEEPS[n], images, labels, dets, bar, predict) for n in names}
+        thresholds = None if val_images is None else detector_thresholds(guard, val_images, dets)
+        return {n: run_sweep(guard, SWEEPS[n], images, labels, dets, bar, predict, thresholds) for n in names}

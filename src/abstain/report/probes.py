@@ -111,6 +111,15 @@ def _sweeps(result: dict) -> str:
              html.figure(pp.detector_panels(sweeps, det), "detector scores", "Each detector's mean score, "
                          "in standard deviations of its score on the unchanged digits, relative to them "
                          f"(clipped to [-20, 5]); {det}, the guard's, drawn thicker.")]
+    by = [n for n, sw in sweeps.items() if sw.get("correlation_by")]
+    if by:
+        dets = list(sweeps[by[0]]["correlation_by"])
+        rows = [[esc(d)] + ["n/a" if sweeps[n]["correlation_by"].get(d) is None
+                            else f"{sweeps[n]['correlation_by'][d]:.2f}" for n in by] for d in dets]
+        parts += ['<p class="note">Each scored detector as if it were the guard: thresholded to accept the '
+                  "guard's share of the validation images, the Pearson correlation of its abstention rate with "
+                  "the classifier's error rate along each sweep (the guard's detector first; its row is the "
+                  "corr column above).</p>", _table(["detector", *by], rows)]
     cells = []
     for name, sw in sweeps.items():
         rows, flags = _sweep_rows(sw)
