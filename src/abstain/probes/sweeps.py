@@ -11,7 +11,7 @@ For every step of every sweep, on the same n test images:
   pass); input-space detectors (VAE bounds, llr, abs, complexity, ...) cost up to ~100x more per
   image and are added only when asked for (``all_detectors=True``).
 
-Per sweep, two summaries (both on the steps as listed, every step weighted equally):
+Per sweep, these summaries (on the steps as listed, every step weighted equally):
 
 * ``overconfidence`` = mean over steps of (confidence - accuracy): the area between the two
   curves divided by the number of steps. The classifier alone; 0 = calibrated on average,
