@@ -199,11 +199,8 @@ def cmd_check(args) -> int:
 def _explain(run, images: np.ndarray, entries: list[dict], mode: str) -> np.ndarray:
     """Add ABS's class, confidence and per-class losses to each entry; returns the per-class
     reconstructions (N, C, 28, 28). One ABS solve gives both."""
-    from .tensors import to_tensor
-    model = run.require_abs()
-    logits, recs = model.with_mode(mode).explain(to_tensor(images))
-    logits = logits.double()                  # float64 as abs_predict: near-uniform outputs must not tie
-    logits, probs, recs = logits.numpy(), model.confidence(logits).numpy(), recs.numpy()
+    from .detectors.abs import abs_explain
+    logits, probs, recs = abs_explain(run.require_abs(), images, mode)
     for entry, lg, p in zip(entries, logits, probs):
         c = int(p.argmax())
         entry["abs"] = {"class": c, "class_name": run.guard.class_names[c], "confidence": float(p.max()),

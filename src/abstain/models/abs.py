@@ -64,8 +64,9 @@ MODES = {
     #: 0.05 points below its accuracy on 2,000 test images (bench/results/abs_speed.json)
     "fast": Inference(8000, 10, 0.05, 3),
     #: prototype search alone (no steps) over 2,000 prototypes: the best prototype's loss bounds
-    #: each class loss from above; what the `abs` detector scores with (~4,000 images/s on 2
-    #: cores; 8,000 prototypes took ~1,000/s and a quarter of `abstain demo`'s evaluation)
+    #: each class loss from above; what the `abs` detector scores with (8,000 prototypes ran at
+    #: 1,051 images/s in bench/results/abs_speed.json's curve, 1,000 at 8,694; 8,000 were a
+    #: quarter of `abstain demo`'s evaluation)
     "search": Inference(2000, 0),
 }
 

@@ -90,14 +90,14 @@ def _examples_section(run, sets: list) -> str:
     return html.examples([(title, note, _grid_png(ex)) for title, note, ex in grids])
 
 
-def _reconstruction_section(run, sets: list) -> str:
-    pairs = data.reconstructions(run, data.reconstruction_items(run, sets, data.chicken_image()))
+def _reconstruction_section(run, items: list) -> str:
+    pairs = data.reconstructions(run, items)
     return html.reconstructions(plots.reconstruction_pairs(pairs), run.guard.detector)
 
 
-def _abs_section(run, sets: list) -> str:
-    """ABS's ten per-class reconstructions of the same items (seed 004: its decision can be read
-    off them); empty when the run has no ABS model."""
+def _abs_section(run, items: list) -> str:
+    """ABS's ten per-class reconstructions of the same items as the VAE's (seed 004: its decision
+    can be read off them); empty when the run has no ABS model."""
     model = run.abs_model
     if model is None:
         return ""
@@ -105,14 +105,10 @@ def _abs_section(run, sets: list) -> str:
 
     from PIL import Image
 
+    from ..detectors.abs import abs_explain
     from ..explain import explain_grid
-    from ..tensors import to_tensor
-    items = data.reconstruction_items(run, sets, data.chicken_image())
     images = np.stack([np.asarray(img, np.uint8) for _, img in items])
-    logits, recs = model.with_mode("fast").explain(to_tensor(images))
-    # in float64, as abs_predict: in float32 exp(-440 l) underflows against the offset and near-uniform
-    # outputs tie, so the argmax would no longer be the best-explaining class
-    probs, recs = model.confidence(logits.double()).numpy(), recs.numpy()
+    _, probs, recs = abs_explain(model, images, "fast")
     buf = io.BytesIO()
     Image.fromarray(explain_grid(images / 255.0, recs, scale=3)).save(buf, format="PNG")
     names = run.guard.class_names
@@ -138,11 +134,12 @@ def render(run, result: dict, sets: list) -> str:
     _check(result, sets)
     sets_all = sets
     sets = [s for s in sets if s.kind not in FAILURE_KINDS]      # OOD sets for the other sections
+    items = data.reconstruction_items(run, sets, data.chicken_image())   # shown by the VAE and by ABS
     parts = [html.header(str(run.path), result), _chicken_section(run),
              html.confidence_table(result["confidence_table"]),
              html.results(result["results"], run.guard.detector),
              _strips_section(run, result, sets), _roc_section(run, result, sets_all),
-             _examples_section(run, sets), _reconstruction_section(run, sets), _abs_section(run, sets)]
+             _examples_section(run, sets), _reconstruction_section(run, items), _abs_section(run, items)]
     return html.page(f"abstain report: {result['dataset']}", "\n".join(parts))
 
 
