@@ -55,6 +55,7 @@ def main() -> None:
     print(confidence_table(result), "\n")
     print(detector_table(result), "\n")
     print(f"guard {g['detector']} accepts: " + ", ".join(f"{k} {_pct(v)}" for k, v in g["accepted"].items()))
+    print("of the failures: " + ", ".join(f"{k} {_pct(v)}" for k, v in g.get("accepted_failures", {}).items()))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ def summarise(run: Run, sets: list[SetScores], failures: list[SetScores], y_test
     probs = softmax(test.logits.astype(np.float64), axis=1)
     guard = run.guard
     results = [row for s in sets[1:] + failures for row in result_rows(run, test, s)]
+    failed = {f.name: f.roc_pair(test)[1] for f in failures}   # the rows that count (attacks that fooled)
     return {
         "dataset": run.config.dataset,
         "accuracy": float((probs.argmax(1) == y_test).mean()),
@@ -98,8 +99,12 @@ def summarise(run: Run, sets: list[SetScores], failures: list[SetScores], y_test
         "temperature": float(getattr(guard.detectors.get("temperature"), "temperature_", float("nan"))),
         "confidence_table": {s.name: confidence_table(s.max_softmax) for s in sets},
         "guard": {"detector": guard.detector, "threshold": guard.threshold_, "target_accept": guard.accept,
-                  "accepted": {s.name: float(guard.decide(s.scores[guard.detector]).mean()) for s in sets}},
-        "set_sizes": {s.name: int(len(s.images)) for s in sets},
-        "set_kinds": {s.name: s.kind for s in sets},
+                  "accepted": {s.name: float(guard.decide(s.scores[guard.detector]).mean()) for s in sets},
+                  # the share of the test mistakes / successful adversarial images it lets through
+                  "accepted_failures": {f: float(guard.decide(fail[guard.detector]).mean())
+                                        for f, fail in failed.items() if len(fail[guard.detector])}},
+        "set_sizes": {**{s.name: int(len(s.images)) for s in sets},
+                      **{f: int(len(fail[guard.detector])) for f, fail in failed.items()}},
+        "set_kinds": {s.name: s.kind for s in sets + failures},
         "results": results,
     }

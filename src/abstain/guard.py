@@ -47,6 +47,12 @@ class Guard:
                  accept: float = 0.95, class_names: list[str] | None = None):
         if detector not in detectors:
             raise InputError(f"guard detector {detector!r} is not among {sorted(detectors)}")
+        for name, det in detectors.items():
+            if det.input == "scores":
+                bad = [p for p in det.parts if p not in detectors or detectors[p].input == "scores"]
+                if bad:
+                    raise InputError(f"detector {name!r}: parts {bad} are not detectors of this guard "
+                                     f"(or combine others themselves)")
         self.classifier = classifier
         self.detectors = detectors
         self.detector = detector
@@ -55,13 +61,34 @@ class Guard:
 
     def scores(self, images, names=None, views=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every (or the named) detector's scores and the classifier's logits, one forward pass
-        (none when `views` of these images were already computed)."""
+        (none when `views` of these images were already computed). Combinations (input
+        "scores") are computed from their parts' scores, each part scored once."""
         images = as_images(images)
         views = compute_views(self.classifier, images) if views is None else views
-        names = list(self.detectors) if names is None else names
+        names = list(self.detectors) if names is None else list(names)
+        combined = [n for n in names if self.detectors[n].input == "scores"]
+        base = list(dict.fromkeys([n for n in names if n not in combined] +
+                                  [p for n in combined for p in self.detectors[n].parts]))
         out = {n: np.asarray(self.detectors[n].score_samples(views[self.detectors[n].input]), np.float64)
-               for n in names}
-        return out, views["logits"]
+               for n in base}
+        for n in combined:
+            out[n] = np.asarray(self.detectors[n].score_samples(self.part_scores(n, out)), np.float64)
+        return {n: out[n] for n in names}, views["logits"]
+
+    def part_scores(self, name: str, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The "scores" view of combination `name`: its parts' scores as (N, parts) columns."""
+        return np.column_stack([scores[p] for p in self.detectors[name].parts])
+
+    def fit_combinations(self, images, views=None) -> "Guard":
+        """Fit the combinations (input "scores") on their parts' scores of `images` (the
+        validation images; the parts must be fitted already)."""
+        combined = [n for n, d in self.detectors.items() if d.input == "scores"]
+        if combined:
+            parts = list(dict.fromkeys(p for n in combined for p in self.detectors[n].parts))
+            s, _ = self.scores(images, parts, views)
+            for n in combined:
+                self.detectors[n].fit(self.part_scores(n, s))
+        return self
 
     def calibrate(self, images, views=None) -> "Guard":
         s, _ = self.scores(images, [self.detector], views)
@@ -78,12 +105,17 @@ class Guard:
         scores, logits = self.scores(images)
         probs = softmax(logits.astype(np.float64), axis=1)
         ok = self.decide(scores[self.detector])
+        det = self.detectors[self.detector]
+        flagged = det.flagged(self.part_scores(self.detector, scores), self.threshold_) \
+            if det.input == "scores" else None
         out = []
         for i in range(len(probs)):
             s = scores[self.detector][i]
             rel = "at or above" if ok[i] else "below"
             reason = (f"{self.detector} score {s:.4g} {rel} threshold {self.threshold_:.4g} "
                       f"(accepts {self.accept:.0%} of validation images)")
+            if flagged is not None and not ok[i]:
+                reason += "; flagged by " + ", ".join(p for p, f in zip(det.parts, flagged[i]) if f)
             label = int(probs[i].argmax())
             out.append(Verdict(label, self.class_names[label], float(probs[i].max()),
                                "accept" if ok[i] else "abstain", reason,

@@ -40,7 +40,7 @@ def attack_lines(result: dict) -> str:
 
 def overview(result: dict) -> str:
     g = result["guard"]
-    acc = ", ".join(f"{k} {100 * v:.1f}%" for k, v in g["accepted"].items())
+    acc = ", ".join(f"{k} {100 * v:.1f}%" for k, v in {**g["accepted"], **g.get("accepted_failures", {})}.items())
     return (f"classifier test accuracy {100 * result['accuracy']:.2f}%   ECE {result['ece']:.4f}\n"
             f"guard: {g['detector']} >= {g['threshold']:.4g} (set to accept {100 * g['target_accept']:.0f}% "
             f"of validation images)\naccepted: {acc}\n\n{confidence_lines(result)}\n\n"

@@ -111,8 +111,10 @@ def test_sweep_detectors_default_and_all(tiny_run):
     default, every = sweep_detectors(guard), sweep_detectors(guard, all_detectors=True)
     assert default[0] == every[0] == guard.detector
     assert set(every) == set(guard.detectors) and len(every) == len(guard.detectors)
-    assert all(guard.detectors[d].input != "images" for d in default[1:])
-    assert {"msp", "knn"} <= set(default)
+    # input-space detectors only where the guard needs them: the parts of the union guard
+    parts = set(guard.detectors[guard.detector].parts)
+    assert [d for d in default[1:] if guard.detectors[d].input == "images"] == ["mahalanobis_layers"]
+    assert parts <= set(default) and {"msp", "knn"} <= set(default)
     r = run_sweep(guard, SWEEPS["invert"], tiny_run.dataset.x_test[:10], tiny_run.dataset.y_test[:10], every)
     assert list(r["steps"][0]["scores"]) == every
 

@@ -13,6 +13,11 @@ def _data(name, run, mnist):
     if cls.input == "images":
         far = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
         return mnist.x_train[:500], mnist.y_train[:500], mnist.x_test[:64], far
+    if cls.input == "scores":      # a combination: its parts' scores, from the run's own guard
+        parts = list(make_detector(name).parts)
+        cols = lambda x: np.column_stack([v for v in tiny_parts(run, x, parts)])  # noqa: E731
+        far = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
+        return cols(mnist.x_val[:2000]), mnist.y_val[:2000], cols(mnist.x_test[:64]), cols(far)
     from abstain.views import compute_views
     fit_v = compute_views(run.classifier, mnist.x_val[:2000])
     in_v = compute_views(run.classifier, mnist.x_test[:64])
@@ -21,6 +26,11 @@ def _data(name, run, mnist):
     else:  # features far beyond anything seen in training
         far = in_v["features"] * 0 + 50.0 * rng.standard_normal(in_v["features"].shape)
     return fit_v[cls.input], mnist.y_val[:2000], in_v[cls.input], far
+
+
+def tiny_parts(run, images, parts):
+    scores, _ = run.guard.scores(images, parts)
+    return [scores[p] for p in parts]
 
 
 def _make(name, run):

@@ -27,3 +27,13 @@ def test_attack_images_are_cached(tiny_run, mnist):
     stamp = path.stat().st_mtime_ns
     assert np.array_equal(cached_attack(tiny_run, x, y, cfg, "cache_test"), first)
     assert path.stat().st_mtime_ns == stamp               # read back, not recomputed
+
+
+def test_guard_acceptance_of_the_mistakes(tiny_run, tiny_eval, mnist):
+    result, sets = tiny_eval
+    test, g = sets[0], tiny_run.guard
+    wrong = test.logits.argmax(1) != mnist.y_test[:len(test.logits)]
+    assert result["set_sizes"]["mistakes"] == wrong.sum() > 0
+    assert result["guard"]["accepted_failures"]["mistakes"] == g.decide(test.scores[g.detector][wrong]).mean()
+    # the union guard lets fewer of the classifier's mistakes through than it accepts test digits
+    assert result["guard"]["accepted_failures"]["mistakes"] < 0.5 * result["guard"]["accepted"]["test"]

@@ -9,7 +9,9 @@ A detector is an sklearn-style estimator:
 
 ``input`` says which view of a batch the detector consumes, so several detectors share one
 forward pass: ``"logits"`` and ``"features"`` come from the classifier, ``"images"`` are the
-(N, 28, 28) images themselves (input-space detectors such as the VAE).
+(N, 28, 28) images themselves (input-space detectors such as the VAE), and ``"scores"`` the
+scores of other detectors of the same guard, one column per name in the detector's ``parts``
+(combinations such as ``union``; the guard scores the parts first).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 from ..errors import InputError, NotFittedError
 
 DETECTORS: dict[str, type["Detector"]] = {}
-VIEWS = ("logits", "features", "images")
+VIEWS = ("logits", "features", "images", "scores")
 
 
 def register(name: str):

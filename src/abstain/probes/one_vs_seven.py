@@ -2,7 +2,8 @@
 
 A binary CNN is trained only on MNIST 1s (class 0) and 7s (class 1), without shift
 augmentation (as in the seed), and a guard is fitted on the same 1s and 7s: the detectors of
-GUARD_DETECTORS (`vae_elbo` with a small VAE trained on 1s and 7s), calibrated to accept the
+GUARD_DETECTORS (`vae_elbo` with a small VAE trained on 1s and 7s; `union` of its `msp` and
+`mahalanobis_layers`), calibrated to accept the
 run's share of validation 1s and 7s (with `classifier="abs"`, a two-class ABS is trained on the
 same 1s and 7s and judged instead of the CNN, beside the same guard). Then both see images that
 are neither: a lone top bar, a bar at the bottom, a dash, a 1 with a base stroke, and a test 1
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PAIR = (1, 7)                        # MNIST labels of class 0 and class 1
 CLASS_NAMES = ["1", "7"]
-GUARD_DETECTORS = ("mahalanobis_layers", "msp", "vae_elbo")
+GUARD_DETECTORS = ("mahalanobis_layers", "msp", "vae_elbo", "union")
 SEED = {"top bar": ("7", 0.9997), "1 with base stroke": ("1", 0.9998)}     # the seed's numbers
 SHIFTS = tuple(range(-6, 7))
 VAE_CONFIG = VAEConfig(latent=8, channels=(16, 32), hidden=128)
@@ -142,8 +143,9 @@ def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float
     views = compute_views(classifier, x)
     dets = {"mahalanobis_layers": make_detector("mahalanobis_layers", classifier=classifier).fit(x, y),
             "msp": make_detector("msp").fit(views["logits"]),
-            "vae_elbo": make_detector("vae_elbo", vae=vae).fit(x)}
-    return Guard(classifier, dets, detector, accept, CLASS_NAMES).calibrate(xv)
+            "vae_elbo": make_detector("vae_elbo", vae=vae).fit(x),
+            "union": make_detector("union")}
+    return Guard(classifier, dets, detector, accept, CLASS_NAMES).fit_combinations(xv).calibrate(xv)
 
 
 def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig = PairConfig(),
@@ -212,7 +214,7 @@ def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False
     if run.config.dataset != "mnist":
         return {"skipped": SKIP_NOTE.format(dataset=run.config.dataset)}
     data = run.dataset
-    detector = run.guard.detector if run.guard.detector in GUARD_DETECTORS else "mahalanobis_layers"
+    detector = run.guard.detector if run.guard.detector in GUARD_DETECTORS else "union"
     folder = Path(run.path) / "probes" / "one_vs_seven"
     clf, guard, training = fit_pair(folder, data, detector, run.guard.accept, cfg, progress)
     predict = None                           # the pair CNN, through its guard's logits

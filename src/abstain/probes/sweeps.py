@@ -76,10 +76,12 @@ def pearson(a, b) -> float | None:
 
 
 def sweep_detectors(guard, all_detectors: bool = False, classifier: str = "cnn") -> list[str]:
-    """The guard's detector first, then the others scored along the sweeps (see the module doc);
-    with the `abs` classifier, its `abs` detector too (prototype search: a quarter of the cost
-    of the fast inference that classifies)."""
-    wanted = {"abs"} if classifier == "abs" else set()
+    """The guard's detector first, then the others scored along the sweeps (see the module doc):
+    the parts of a combined guard (scored for it anyway) and, with the `abs` classifier, its
+    `abs` detector too (prototype search: a quarter of the cost of the fast inference that
+    classifies)."""
+    wanted = set(getattr(guard.detectors[guard.detector], "parts", ()))
+    wanted |= {"abs"} if classifier == "abs" else set()
     others = [n for n, d in guard.detectors.items()
               if n != guard.detector and (all_detectors or d.input != "images" or n in wanted)]
     return [guard.detector] + others

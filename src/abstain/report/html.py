@@ -96,12 +96,13 @@ def header(run_path: str, result: dict) -> str:
     kinds, sizes = result.get("set_kinds", {}), result.get("set_sizes", {})
     rows = [_row([f'<td class="name">{esc(name)}</td>', f"<td>{esc(kinds.get(name, ''))}</td>",
                   f"<td>{esc(sizes.get(name, ''))}</td>", f"<td>{esc(fmt_pct(share))}</td>"])
-            for name, share in g["accepted"].items()]
+            for name, share in {**g["accepted"], **g.get("accepted_failures", {})}.items()]
     acc = ('<table><tr><th class="name">set</th><th>kind</th><th>images</th><th>accepted by the guard</th>'
            "</tr>" + "".join(rows) + "</table>")
     note = ('<p class="note">Detectors score higher = more in-distribution; the guard accepts an image '
             "when its detector's score is at or above the threshold. On the test set the accepted share "
-            "should be close to the calibrated rate; on OOD sets it should be close to 0. "
+            "should be close to the calibrated rate; on OOD sets, the test mistakes and the successful "
+            "attacks it should be close to 0. "
             "<b>FPR95</b> = the fraction of OOD inputs accepted when the threshold accepts 95% of "
             "in-distribution inputs (lower is better).</p>")
     return section("summary", "Summary", top + acc + note)

@@ -1,0 +1,77 @@
+"""The `union` guard: abstain when any part would, on the tiny real run."""
+import numpy as np
+import pytest
+
+from abstain.detectors import make_detector
+from abstain.errors import InputError
+from abstain.guard import Guard
+from abstain.metrics import threshold_at
+
+PARTS = ["msp", "mahalanobis_layers"]
+
+
+def test_ranks_are_validation_ranks_and_score_is_the_lowest_share(rng):
+    val = rng.normal(size=(1000, 2)) * [1.0, 30.0]
+    det = make_detector("union", parts=("a", "b"), shares=(0.8, 0.2)).fit(val)
+    u = det.ranks(val)
+    for j in range(2):                       # the i-th smallest validation score has rank (i + 0.5) / n
+        order = np.argsort(val[:, j])
+        np.testing.assert_allclose(u[order, j], (np.arange(1000) + 0.5) / 1000)
+    np.testing.assert_allclose(det.score_samples(val), np.minimum(u[:, 0] / 0.8, u[:, 1] / 0.2))
+    # below every validation score the rank keeps falling, so far-away inputs still rank lower
+    far = val.min(0) - np.array([[1.0, 30.0], [2.0, 60.0]])
+    r = det.ranks(far)
+    assert (r < 0.5 / 1000).all() and (r[1] < r[0]).all()
+
+
+def test_bad_union_settings_are_input_errors(rng):
+    with pytest.raises(InputError, match="shares"):
+        make_detector("union", parts=("a", "b"), shares=(1.0,)).fit(rng.normal(size=(10, 2)))
+    with pytest.raises(InputError, match="3 score columns"):
+        make_detector("union", parts=("a", "b", "c"), shares=(1, 1, 1)).fit(rng.normal(size=(10, 2)))
+
+
+def test_guard_refuses_a_union_of_missing_parts(tiny_run):
+    dets = {"msp": tiny_run.guard.detectors["msp"], "union": make_detector("union")}
+    with pytest.raises(InputError, match="mahalanobis_layers"):
+        Guard(tiny_run.classifier, dets, "union")
+
+
+def test_union_guard_abstains_when_a_part_would(tiny_run, mnist):
+    """Calibrated to 95%, the union guard is `msp < t1 or mahalanobis_layers < t2` for the
+    thresholds at the parts' own shares of one common level, with the shares 0.8 : 0.2."""
+    g = tiny_run.guard
+    assert g.detector == "union" and list(g.detectors["union"].parts) == PARTS
+    s, _ = g.scores(mnist.x_val, ["union", *PARTS])
+    ok = g.decide(s["union"])
+    assert 0.95 <= ok.mean() <= 0.951
+    level = g.threshold_              # one common level for the parts' rank / share
+    u = g.detectors["union"].ranks(np.column_stack([s[p] for p in PARTS]))
+    flagged = [u[:, j] / share < level for j, share in enumerate(g.detectors["union"].shares)]
+    np.testing.assert_array_equal(~ok, flagged[0] | flagged[1])
+    # `check` names the parts that flagged each abstention
+    idx = np.flatnonzero(~ok)[:8]
+    for i, v in zip(idx, g.check(mnist.x_val[idx])):
+        named = [p for j, p in enumerate(PARTS) if flagged[j][i]]
+        assert v.verdict == "abstain" and v.reason.endswith("flagged by " + ", ".join(named))
+    # each part rejects about its share of the 5% (less the images both reject)
+    rej = [f.mean() for f in flagged]
+    assert 0.03 <= rej[0] <= 0.05 and 0.007 <= rej[1] <= 0.015
+
+
+def test_union_guard_catches_mistakes_and_ood(tiny_run, tiny_eval, mnist):
+    """The point of the union, measured on the tiny run: at the same 95% validation acceptance it
+    leaves fewer mistakes among the accepted test digits than `mahalanobis_layers` alone, and
+    accepts FashionMNIST and noise about as rarely."""
+    result, sets = tiny_eval
+    test = sets[0]
+    y = mnist.y_test[:len(test.logits)]
+    wrong = test.logits.argmax(1) != y
+    val, _ = tiny_run.guard.scores(mnist.x_val, ["union", "mahalanobis_layers"])
+    t = {d: threshold_at(val[d], 0.95) for d in val}
+    caught = {d: np.mean(test.scores[d][wrong] < t[d]) for d in t}
+    assert caught["union"] > caught["mahalanobis_layers"] + 0.3, caught
+    by = {s.name: s for s in sets}
+    for name in ("fashion_mnist", "uniform_noise"):
+        accepted = {d: np.mean(by[name].scores[d] >= t[d]) for d in t}
+        assert accepted["union"] <= accepted["mahalanobis_layers"] + 0.02, (name, accepted)
