@@ -107,7 +107,7 @@ class Guard:
         ok = self.decide(scores[self.detector])
         det = self.detectors[self.detector]
         flagged = det.flagged(self.part_scores(self.detector, scores), self.threshold_) \
-            if det.input == "scores" else None
+            if hasattr(det, "flagged") else None          # a combination: which parts flagged
         out = []
         for i in range(len(probs)):
             s = scores[self.detector][i]
