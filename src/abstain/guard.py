@@ -79,19 +79,17 @@ class Guard:
         """The "scores" view of combination `name`: its parts' scores as (N, parts) columns."""
         return np.column_stack([scores[p] for p in self.detectors[name].parts])
 
-    def fit_combinations(self, images, views=None) -> "Guard":
-        """Fit the combinations (input "scores") on their parts' scores of `images` (the
-        validation images; the parts must be fitted already)."""
-        combined = [n for n, d in self.detectors.items() if d.input == "scores"]
-        if combined:
-            parts = list(dict.fromkeys(p for n in combined for p in self.detectors[n].parts))
-            s, _ = self.scores(images, parts, views)
-            for n in combined:
-                self.detectors[n].fit(self.part_scores(n, s))
-        return self
-
     def calibrate(self, images, views=None) -> "Guard":
-        s, _ = self.scores(images, [self.detector], views)
+        """On validation `images`: fit the combinations (input "scores") on their parts' scores,
+        then set the threshold that accepts the share `accept`; every detector scored once."""
+        combined = {n: d for n, d in self.detectors.items() if d.input == "scores"}
+        parts = [p for d in combined.values() for p in d.parts]
+        names = list(dict.fromkeys(parts + ([] if self.detector in combined else [self.detector])))
+        s, _ = self.scores(images, names, views)
+        for n, det in combined.items():
+            det.fit(self.part_scores(n, s))
+        if self.detector in combined:
+            s[self.detector] = combined[self.detector].score_samples(self.part_scores(self.detector, s))
         self.threshold_ = threshold_at(s[self.detector], self.accept)
         return self
 

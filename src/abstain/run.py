@@ -261,11 +261,11 @@ def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConf
         cls = DETECTORS[kind]
         det = make_detector(kind, **params, **{m: models[m] for m in cls.model_params})
         split = cls.fit_split
-        if cls.input != "scores":                 # combinations are fitted below, on their parts
+        if cls.input != "scores":                 # combinations: fitted by guard.calibrate, on their parts
             det.fit(views[split][cls.input], data.split(split)[1])
         detectors[name] = det
     guard = Guard(classifier, detectors, config.detector, config.accept, data.class_names)
-    return guard.fit_combinations(data.x_val, views["val"]).calibrate(data.x_val, views["val"])
+    return guard.calibrate(data.x_val, views["val"])
 
 
 def load_run(folder: str | Path) -> Run:

@@ -15,7 +15,7 @@ def _data(name, run, mnist):
         return mnist.x_train[:500], mnist.y_train[:500], mnist.x_test[:64], far
     if cls.input == "scores":      # a combination: its parts' scores, from the run's own guard
         parts = list(make_detector(name).parts)
-        cols = lambda x: np.column_stack([v for v in tiny_parts(run, x, parts)])  # noqa: E731
+        cols = lambda x: np.column_stack(tiny_parts(run, x, parts))  # noqa: E731
         far = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
         return cols(mnist.x_val[:2000]), mnist.y_val[:2000], cols(mnist.x_test[:64]), cols(far)
     from abstain.views import compute_views

@@ -11,7 +11,8 @@ A detector is an sklearn-style estimator:
 forward pass: ``"logits"`` and ``"features"`` come from the classifier, ``"images"`` are the
 (N, 28, 28) images themselves (input-space detectors such as the VAE), and ``"scores"`` the
 scores of other detectors of the same guard, one column per name in the detector's ``parts``
-(combinations such as ``union``; the guard scores the parts first).
+(combinations such as ``union``; the guard scores the parts first and fits the combinations
+when it calibrates, on the validation images).
 """
 from __future__ import annotations
 

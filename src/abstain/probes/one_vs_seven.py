@@ -145,7 +145,7 @@ def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float
             "msp": make_detector("msp").fit(views["logits"]),
             "vae_elbo": make_detector("vae_elbo", vae=vae).fit(x),
             "union": make_detector("union")}
-    return Guard(classifier, dets, detector, accept, CLASS_NAMES).fit_combinations(xv).calibrate(xv)
+    return Guard(classifier, dets, detector, accept, CLASS_NAMES).calibrate(xv)
 
 
 def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig = PairConfig(),
