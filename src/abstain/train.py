@@ -29,6 +29,9 @@ class TrainConfig:
     seed: int = 0
     max_train: int | None = None   # use only the first N training images (tests, quick runs)
     patience: int = 3              # early stopping on the validation metric
+    #: learning rate over training: "onecycle" (warm up to `lr`, then anneal) or "constant"
+    #: (Adam at `lr` throughout, as the ABS reference trains)
+    schedule: str = "onecycle"
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -50,9 +53,16 @@ def random_shift(x: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Te
     return out.gather(2, cols).unsqueeze(1)
 
 
-def _schedule(opt, total_steps: int, lr: float):
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total_steps, 1),
-                                               pct_start=0.15)
+SCHEDULES = ("onecycle", "constant")
+
+
+def _schedule(opt, total_steps: int, cfg: TrainConfig):
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 1),
+                                                   pct_start=0.15)
+    raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; known: {', '.join(SCHEDULES)}")
 
 
 @torch.no_grad()
@@ -72,7 +82,7 @@ def _fit(model: torch.nn.Module, n: int, step, validate, cfg: TrainConfig, progr
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _schedule(opt, cfg.epochs * math.ceil(n / cfg.batch_size), cfg.lr)
+    sched = _schedule(opt, cfg.epochs * math.ceil(n / cfg.batch_size), cfg)
     best, best_state, history, stale = -math.inf, None, [], 0
     for epoch in range(cfg.epochs):
         model.train()

@@ -48,6 +48,21 @@ def test_one_vs_seven_is_cached_and_skipped_off_mnist(tiny_run, probe_result, pa
     assert "fashion_mnist" in run_one_vs_seven(fashion)["skipped"]
 
 
+def test_pair_checkpoint_from_before_a_new_train_field_is_reused(tiny_run, probe_result, pair_config):
+    """A 1-vs-7 net saved before TrainConfig grew `schedule` (its default unchanged) is not retrained."""
+    from safetensors.torch import load_file, save_file
+
+    from abstain.checkpoint import read_meta
+    path = tiny_run.path / "probes" / "one_vs_seven" / "classifier.safetensors"
+    meta = read_meta(path)
+    assert meta["train"].pop("schedule") == "onecycle"
+    save_file(load_file(path), str(path), metadata={"abstain": json.dumps(meta)})
+    stamp = path.stat().st_mtime_ns
+    again = run_one_vs_seven(tiny_run, pair_config)
+    assert path.stat().st_mtime_ns == stamp
+    assert again["images"] == probe_result["one_vs_seven"]["images"]
+
+
 def test_shapes_probe(probe_result, tiny_run):
     names, images = make_shapes()
     assert [s["name"] for s in probe_result["shapes"]] == names

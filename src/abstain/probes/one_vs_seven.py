@@ -26,7 +26,7 @@ import torch
 
 from .. import __version__
 from ..atomic import write_json
-from ..checkpoint import config_to_dict, load_module, read_meta, save_module
+from ..checkpoint import config_to_dict, load_module, save_module
 from ..detectors import make_detector
 from ..errors import RunError
 from ..guard import Guard
@@ -122,10 +122,10 @@ def _models_digest(folder: Path) -> str:
 
 def _checkpoint(path: Path, cls, config_cls, model_cfg, train_cfg: TrainConfig, train) -> tuple:
     """Load the module at `path` if it was trained with these configs; else train and save it."""
-    want = {"config": config_to_dict(model_cfg), "train": config_to_dict(train_cfg), "pair": list(PAIR)}
+    from ..run import _matches
+    want = {"pair": list(PAIR)}
     try:
-        meta = read_meta(path) if path.exists() else {}
-        if meta.get("abstain_version") == __version__ and all(meta.get(k) == v for k, v in want.items()):
+        if _matches(path, want, {"config": model_cfg, "train": train_cfg}):   # configs compared parsed
             model, meta = load_module(path, cls, config_cls)
             return model, meta["training"]
     except RunError as exc:
@@ -133,7 +133,8 @@ def _checkpoint(path: Path, cls, config_cls, model_cfg, train_cfg: TrainConfig, 
     torch.manual_seed(train_cfg.seed)
     model = cls(model_cfg)
     result = train(model)
-    save_module(path, model, {**want, "training": result, "input": [1, 28, 28], "class_names": CLASS_NAMES})
+    save_module(path, model, {**want, "config": config_to_dict(model_cfg), "train": config_to_dict(train_cfg),
+                              "training": result, "input": [1, 28, 28], "class_names": CLASS_NAMES})
     return model, result
 
 
