@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -38,6 +38,8 @@ from abstain.train_abs import train_abs
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
 HOME = Path(os.environ.get("ABSTAIN_HOME", Path.home() / ".cache/abstain"))
+#: the run's ABS training settings this bench can change (each a --option of the same name)
+TRAIN_OPTIONS = ("shift", "batch_size", "schedule", "distort")
 CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
          Inference(1000, 4, 0.1), Inference(1000, 4, 0.1, 3), Inference(1000, 10, 0.05, 3),
          Inference(8000, 10, 0.05, 3), Inference(8000, 5, 0.05, 3), Inference(8000, 10, 0.05, 2),
@@ -45,14 +47,13 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
 
 
 def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = None,
-                schedule: str | None = None) -> tuple[ABS, dict]:
+                schedule: str | None = None, distort: float | None = None) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change."""
     base = RunConfig().abs_train
-    cfg = replace(base, epochs=epochs, **{k: v for k, v in (("shift", shift), ("batch_size", batch_size),
-                                                             ("schedule", schedule)) if v is not None})
-    suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in ("shift", "batch_size", "schedule")
-                     if getattr(cfg, k) != getattr(base, k))
+    given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort)))
+    cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
+    suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in given if getattr(cfg, k) != getattr(base, k))
     path = HOME / "bench" / f"abs_e{epochs}{suffix}.safetensors"
     if path.exists() and config_from_dict(TrainConfig, read_meta(path).get("train", {})) == cfg:
         model, meta = load_module(path, ABS, ABSConfig)
@@ -126,12 +127,14 @@ def main() -> None:
                     help="training images per class and step (abstain's default: %(default)s)")
     ap.add_argument("--schedule", choices=SCHEDULES, default=RunConfig().abs_train.schedule,
                     help="learning-rate schedule (abstain's default: %(default)s)")
+    ap.add_argument("--distort", type=float, default=RunConfig().abs_train.distort,
+                    help="probability of each zoom / shear / elastic distortion (abstain's default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule)
+    model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort)
     data = load_dataset("mnist")
     cnn_path = Path(args.cnn_run) / "classifier.safetensors"
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
@@ -148,13 +151,14 @@ def main() -> None:
         r.pop("pred")
     res = {
         "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}"
-                   + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in ("shift", "batch_size", "schedule")
+                   + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in TRAIN_OPTIONS
                              if getattr(args, k) != getattr(RunConfig().abs_train, k))
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
+        "train_distort": args.distort,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
         "fast_faithful_agreement": agree,

@@ -32,6 +32,11 @@ class TrainConfig:
     #: learning rate over training: "onecycle" (warm up to `lr`, then anneal) or "constant"
     #: (Adam at `lr` throughout, as the ABS reference trains)
     schedule: str = "onecycle"
+    #: probability of each light distortion (zoom 0.9-1.1x, shear up to 6 degrees, a random 3x3
+    #: elastic grid of up to 1 px), drawn independently per image, after the shift; 0 = off.
+    #: The ABS reference's Augmentor pipeline uses 0.1 (and a skew we do not draw). Like `shift`,
+    #: used by the classifier, ABS and adversarial training (`augment`), not by the VAE's
+    distort: float = 0.0
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -54,6 +59,34 @@ def random_shift(x: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Te
 
 
 SCHEDULES = ("onecycle", "constant")
+
+
+def random_distort(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Each image (N, 1, 28, 28) zoomed by 0.9-1.1x, sheared by up to 6 degrees and warped by a
+    3x3 grid of displacements of up to 1 px, each with probability `p` (bilinear, zero fill)."""
+    if p <= 0:
+        return x
+    n, size = x.shape[0], x.shape[-1]
+
+    def chosen(values: torch.Tensor, neutral: float) -> torch.Tensor:
+        return torch.where(torch.rand(n, generator=gen) < p, values, torch.full_like(values, neutral))
+    zoom = chosen(0.9 + 0.2 * torch.rand(n, generator=gen), 1.0)
+    shear = chosen(torch.deg2rad(12 * torch.rand(n, generator=gen) - 6), 0.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+    theta[:, 0, 1] = torch.tan(shear) / zoom
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    warp = (2 * torch.rand(n, 2, 3, 3, generator=gen) - 1) * (2 / size)      # up to 1 px, grid units
+    warp = warp * chosen(torch.ones(n), 0.0)[:, None, None, None]
+    grid = grid + F.interpolate(warp, size=(size, size), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    changed = (zoom != 1) | (shear != 0) | (warp.flatten(1).abs().sum(1) > 0)
+    return torch.where(changed[:, None, None, None], out.clamp(0, 1), x)
+
+
+def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """A training batch as `cfg` augments it: shifted (`cfg.shift`), then distorted (`cfg.distort`)."""
+    return random_distort(random_shift(x, cfg.shift, gen), cfg.distort, gen)
 
 
 def _schedule(opt, total_steps: int, cfg: TrainConfig):
@@ -118,7 +151,7 @@ def train_classifier(model: CNN, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
     x, y = (x[:cfg.max_train], y[:cfg.max_train]) if cfg.max_train else (x, y)
 
     def step(idx):
-        xb = random_shift(to_tensor(x[idx]), cfg.shift, gen)
+        xb = augment(to_tensor(x[idx]), cfg, gen)
         return F.cross_entropy(model(xb), torch.from_numpy(y[idx]))
 
     return _fit(model, len(x), step, lambda: accuracy(model, x_val, y_val), cfg, progress,

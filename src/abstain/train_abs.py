@@ -6,7 +6,7 @@ import torch
 
 from .models.abs import ABS
 from .tensors import to_tensor
-from .train import TrainConfig, _fit, random_shift
+from .train import TrainConfig, _fit, augment
 
 
 def _by_class(y: np.ndarray, classes: int) -> list[np.ndarray]:
@@ -36,7 +36,8 @@ def mean_abs_loss(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, batch
 def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
               cfg: TrainConfig = TrainConfig(), progress: bool = False) -> dict:
     """Every class VAE minimises squared error + beta * KL on batches of its own class
-    (`cfg.batch_size` images each, shifted by up to `cfg.shift` pixels). One epoch passes over
+    (`cfg.batch_size` images each, shifted by up to `cfg.shift` pixels, distorted with probability
+    `cfg.distort`). One epoch passes over
     the largest class once; smaller classes are spread over the same number of batches.
     Keeps the weights with the lowest validation loss."""
     torch.manual_seed(cfg.seed)
@@ -48,7 +49,7 @@ def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val
     def step(idx):
         losses = []
         for vae, r in zip(model.vaes, rows):
-            xb = random_shift(to_tensor(x[r[(idx * len(r)) // n]]), cfg.shift, gen)
+            xb = augment(to_tensor(x[r[(idx * len(r)) // n]]), cfg, gen)
             losses.append(vae.loss(xb, model.config.beta).mean())
         return torch.stack(losses).sum()
 

@@ -28,3 +28,21 @@ def test_constant_schedule_keeps_the_rate_onecycle_warms_up_and_anneals():
 def test_unknown_schedule_is_a_value_error():
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'cosine'"):
         _rates(TrainConfig(schedule="cosine"))
+
+
+def test_random_distort_changes_about_the_chosen_share_and_keeps_digits(mnist):
+    from abstain.tensors import to_tensor
+    from abstain.train import random_distort
+    x = to_tensor(mnist.x_train[:2000])
+    assert random_distort(x, 0.0, torch.Generator().manual_seed(0)) is x
+    out = random_distort(x, 0.1, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    changed = (out - x).abs().flatten(1).amax(1) > 1e-6
+    assert 0.22 < changed.float().mean() < 0.32             # 1 - 0.9^3 = 0.271 of the images
+    assert torch.equal(out, random_distort(x, 0.1, torch.Generator().manual_seed(0)))
+    every = random_distort(x, 1.0, torch.Generator().manual_seed(1))
+    ratio = every.flatten(1).sum(1) / x.flatten(1).sum(1)    # ink: zoom 0.9-1.1x scales it by 0.81-1.21
+    assert 0.65 < ratio.min() and ratio.max() < 1.45           # (the elastic warp and bilinear resampling add some)
+    moved = (every - x).abs().flatten(1).mean(1)
+    assert (moved > 0.01).float().mean() > 0.95              # visibly changed, yet the same digit:
+    assert torch.nn.functional.cosine_similarity(every.flatten(1), x.flatten(1)).mean() > 0.8

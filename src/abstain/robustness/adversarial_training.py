@@ -20,7 +20,7 @@ from ..attacks import AttackConfig, attack, loss_gradient, predict
 from ..checkpoint import config_to_dict, load_module, save_module
 from ..models.classifier import CNN
 from ..tensors import to_tensor
-from ..train import TrainConfig, _fit, random_shift
+from ..train import TrainConfig, _fit, augment
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def train_adversarial(model: CNN, x: np.ndarray, y: np.ndarray, x_val: np.ndarra
     done = [0]
 
     def step(idx):
-        xb, yb = random_shift(to_tensor(x[idx]), cfg.shift, gen), torch.from_numpy(y[idx]).long()
+        xb, yb = augment(to_tensor(x[idx]), cfg, gen), torch.from_numpy(y[idx]).long()
         scale = min(1.0, done[0] / (adv.ramp * total)) if adv.ramp > 0 else 1.0
         done[0] += 1
         xa = fgsm_example(model, xb, yb, adv.eps * scale, adv.alpha * scale, gen)
