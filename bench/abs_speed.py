@@ -25,14 +25,14 @@ import numpy as np
 import torch
 
 from abstain.atomic import atomic_path, write_json
-from abstain.checkpoint import config_from_dict, config_to_dict, load_module, read_meta, save_module
+from abstain.checkpoint import load_module, load_or_train
 from abstain.data.datasets import load_dataset
 from abstain.data.ood import make_ood
-from abstain.models.abs import ABS, ABSConfig, MODES, Inference
+from abstain.models.abs import ABS, MODES, Inference
 from abstain.models.classifier import CNN, ClassifierConfig
 from abstain.run import RunConfig
 from abstain.tensors import to_tensor
-from abstain.train import SCHEDULES, TrainConfig
+from abstain.train import SCHEDULES
 from abstain.train_abs import train_abs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,15 +55,11 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
     suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in given if getattr(cfg, k) != getattr(base, k))
     path = HOME / "bench" / f"abs_e{epochs}{suffix}.safetensors"
-    if path.exists() and config_from_dict(TrainConfig, read_meta(path).get("train", {})) == cfg:
-        model, meta = load_module(path, ABS, ABSConfig)
-        return model, meta["training"]
-    data = load_dataset("mnist")
-    torch.manual_seed(cfg.seed)
-    model = ABS(RunConfig().abs)
-    result = train_abs(model, data.x_train, data.y_train, data.x_val, data.y_val, cfg, progress=True)
-    save_module(path, model, {"train": config_to_dict(cfg), "training": result})
-    return model.eval(), result
+
+    def train(model):
+        data = load_dataset("mnist")
+        return train_abs(model, data.x_train, data.y_train, data.x_val, data.y_val, cfg, progress=True)
+    return load_or_train(path, ABS, RunConfig().abs, {"train": cfg}, train)
 
 
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:

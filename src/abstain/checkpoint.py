@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -12,6 +13,8 @@ from safetensors.torch import load_file, safe_open, save_file
 from . import __version__
 from .atomic import atomic_path, write_json
 from .errors import RunError
+
+log = logging.getLogger(__name__)
 
 
 def config_to_dict(config) -> dict:
@@ -60,3 +63,39 @@ def load_module(path: str | Path, module_cls, config_cls) -> tuple[torch.nn.Modu
         raise RunError(f"{path}: weights do not match the model ({exc})") from exc
     module.eval()
     return module, meta
+
+
+def matches(path: Path, want: dict, configs: dict) -> bool:
+    """Was the checkpoint at `path` made by this version with these settings? `want` holds plain
+    metadata values; `configs` ({meta key: config}) are compared as parsed configs, so a field
+    added later with a default matches a checkpoint written before it existed."""
+    if not path.exists():
+        return False
+    try:
+        old = read_meta(path)
+        same = all(config_from_dict(type(c), old.get(k, {})) == c for k, c in configs.items())
+    except (RunError, TypeError):
+        return False
+    return same and old.get("abstain_version") == __version__ and all(old.get(k) == v for k, v in want.items())
+
+
+def load_or_train(path: Path, module_cls, model_cfg, configs: dict, train, want: dict | None = None,
+                  meta: dict | None = None) -> tuple[torch.nn.Module, dict]:
+    """The module at `path` if this version saved it with `model_cfg`, `configs` ({meta key:
+    config}, at least "train") and the plain values `want`; else a new `module_cls(model_cfg)`,
+    seeded with the training config's seed, trained by `train(model)` (which returns its
+    summary) and saved with all of these plus `meta`. Returns (model in eval mode, summary)."""
+    want = want or {}
+    if matches(path, want, {"config": model_cfg, **configs}):
+        try:
+            model, old = load_module(path, module_cls, type(model_cfg))
+            return model.eval(), old["training"]
+        except RunError as exc:
+            log.warning("retraining %s: %s", path, exc)
+    torch.manual_seed(configs["train"].seed)      # initial weights depend on the seed only
+    model = module_cls(model_cfg)
+    result = train(model)
+    save_module(path, model, {**want, "config": config_to_dict(model_cfg),
+                              **{k: config_to_dict(c) for k, c in configs.items()},
+                              "training": result, "input": [1, 28, 28], **(meta or {})})
+    return model.eval(), result

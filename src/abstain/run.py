@@ -24,7 +24,7 @@ import torch
 
 from . import __version__
 from .atomic import write_json
-from .checkpoint import config_from_dict, config_to_dict, load_module, read_meta, save_module
+from .checkpoint import config_from_dict, config_to_dict, load_module, load_or_train
 from .data.datasets import Dataset, load_dataset
 from .detectors import DETECTORS, make_detector
 from .errors import InputError, RunError
@@ -221,35 +221,14 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
     return Run(folder, config, models, guard, summary)
 
 
-def _matches(path: Path, want: dict, configs: dict) -> bool:
-    """Was the checkpoint at `path` made by this version with these settings? `configs`
-    ({meta key: config}) are compared as parsed configs, so a field added later with a default
-    matches a checkpoint written before it existed."""
-    if not path.exists():
-        return False
-    try:
-        old = read_meta(path)
-        same = all(config_from_dict(type(c), old.get(k, {})) == c for k, c in configs.items())
-    except (RunError, TypeError):
-        return False
-    return same and old.get("abstain_version") == __version__ and all(old.get(k) == v for k, v in want.items())
-
-
 def _checkpoint(folder: Path, name: str, config: RunConfig, data: Dataset, progress: bool):
     """Reuse the model checkpoint in `folder` if it was trained with the same configs; else train
     and save it. Returns (model, training summary)."""
     spec = MODELS[name]
-    path, model_cfg, train_cfg = folder / spec.file, spec.config(config), spec.train_config(config)
-    want = {"dataset": config.dataset, **spec.key(config)}
-    if _matches(path, want, {"config": model_cfg, "train": train_cfg}):
-        model, meta = load_module(path, spec.module, type(model_cfg))
-        return model.eval(), meta["training"]
-    torch.manual_seed(train_cfg.seed)      # initial weights depend on the seed only
-    model = spec.module(model_cfg)
-    result = spec.train(model, data, config, progress)
-    save_module(path, model, {**want, "config": config_to_dict(model_cfg), "train": config_to_dict(train_cfg),
-                              "training": result, "input": [1, 28, 28], **spec.meta(config, data)})
-    return model.eval(), result
+    model_cfg = spec.config(config)
+    return load_or_train(folder / spec.file, spec.module, model_cfg, {"train": spec.train_config(config)},
+                         lambda m: spec.train(m, data, config, progress),
+                         want={"dataset": config.dataset, **spec.key(config)}, meta=spec.meta(config, data))
 
 
 def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConfig) -> Guard:

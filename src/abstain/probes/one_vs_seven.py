@@ -22,11 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..atomic import write_json
-from ..checkpoint import config_to_dict, load_module, save_module
+from ..checkpoint import config_to_dict, load_or_train
 from ..detectors import make_detector
 from ..errors import RunError
 from ..guard import Guard
@@ -120,22 +119,10 @@ def _models_digest(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _checkpoint(path: Path, cls, config_cls, model_cfg, train_cfg: TrainConfig, train) -> tuple:
+def _checkpoint(path: Path, cls, model_cfg, train_cfg: TrainConfig, train) -> tuple:
     """Load the module at `path` if it was trained with these configs; else train and save it."""
-    from ..run import _matches
-    want = {"pair": list(PAIR)}
-    try:
-        if _matches(path, want, {"config": model_cfg, "train": train_cfg}):   # configs compared parsed
-            model, meta = load_module(path, cls, config_cls)
-            return model, meta["training"]
-    except RunError as exc:
-        log.warning("retraining %s: %s", path, exc)
-    torch.manual_seed(train_cfg.seed)
-    model = cls(model_cfg)
-    result = train(model)
-    save_module(path, model, {**want, "config": config_to_dict(model_cfg), "train": config_to_dict(train_cfg),
-                              "training": result, "input": [1, 28, 28], "class_names": CLASS_NAMES})
-    return model, result
+    return load_or_train(path, cls, model_cfg, {"train": train_cfg}, train, want={"pair": list(PAIR)},
+                         meta={"class_names": CLASS_NAMES})
 
 
 def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float) -> Guard:
@@ -155,10 +142,10 @@ def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig =
     (x, y), (xv, yv) = pair_split(data, "train"), pair_split(data, "val")
     ccfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, shift=0, seed=cfg.seed)
     vcfg = TrainConfig(epochs=cfg.vae_epochs, lr=2e-3, shift=0, seed=cfg.seed)
-    clf, ctrain = _checkpoint(folder / "classifier.safetensors", CNN, ClassifierConfig,
+    clf, ctrain = _checkpoint(folder / "classifier.safetensors", CNN,
                               ClassifierConfig(num_classes=2), ccfg,
                               lambda m: train_classifier(m, x, y, xv, yv, ccfg, progress))
-    vae, vtrain = _checkpoint(folder / "vae.safetensors", ConvVAE, VAEConfig, VAE_CONFIG, vcfg,
+    vae, vtrain = _checkpoint(folder / "vae.safetensors", ConvVAE, VAE_CONFIG, vcfg,
                               lambda m: train_vae(m, x, xv, vcfg, progress))
     want = {"abstain_version": __version__, "detector": detector, "accept": accept,
             "models": _models_digest(folder)}
@@ -202,7 +189,7 @@ def pair_abs(folder: Path, data, cfg: PairConfig, progress: bool = False) -> tup
     """A two-class ABS (one VAE for the 1s, one for the 7s), trained as the run's ABS is, cached."""
     (x, y), (xv, yv) = pair_split(data, "train"), pair_split(data, "val")
     tcfg = replace(RunConfig().abs_train, epochs=cfg.epochs, seed=cfg.seed)
-    model, training = _checkpoint(folder / "abs.safetensors", ABS, ABSConfig, ABSConfig(classes=2), tcfg,
+    model, training = _checkpoint(folder / "abs.safetensors", ABS, ABSConfig(classes=2), tcfg,
                                   lambda m: train_abs(m, x, y, xv, yv, tcfg, progress))
     return model.eval(), training
 

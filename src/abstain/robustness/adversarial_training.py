@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import AttackConfig, attack, loss_gradient, predict
-from ..checkpoint import config_to_dict, load_module, save_module
+from ..checkpoint import load_or_train
 from ..models.classifier import CNN
 from ..tensors import to_tensor
 from ..train import TrainConfig, _fit, augment
@@ -85,18 +85,14 @@ def adversarial_cnn(run, cfg: TrainConfig | None = None, adv: AdversarialConfig 
     """The run's adversarially trained CNN: loaded from RUN/madry.safetensors when it was trained
     with these settings by this version, else trained (same architecture as the run's
     classifier, as many training images as it) and saved there."""
-    from ..run import _matches
     cfg = cfg or replace(TRAIN, max_train=run.config.classifier_train.max_train)
-    path, model_cfg = run.path / FILE, run.config.classifier
-    want = {"dataset": run.config.dataset}
-    if _matches(path, want, {"config": model_cfg, "train": cfg, "adversarial": adv}):
-        return load_module(path, CNN, type(model_cfg))[0].eval()
-    data = run.dataset
-    torch.manual_seed(cfg.seed)
-    model = CNN(model_cfg)
-    result = train_adversarial(model, data.x_train, data.y_train, data.x_val, data.y_val, cfg, adv, progress)
-    log.info("adversarial CNN: validation PGD accuracy %.3f", result["val_pgd_accuracy"])
-    save_module(path, model, {**want, "train": config_to_dict(cfg), "adversarial": config_to_dict(adv),
-                              "training": result, "input": [1, 28, 28],
-                              "method": "FGSM with random start (Wong, Rice & Kolter 2020)"})
-    return model.eval()
+
+    def train(model):
+        data = run.dataset
+        result = train_adversarial(model, data.x_train, data.y_train, data.x_val, data.y_val, cfg, adv, progress)
+        log.info("adversarial CNN: validation PGD accuracy %.3f", result["val_pgd_accuracy"])
+        return result
+    model, _ = load_or_train(run.path / FILE, CNN, run.config.classifier, {"train": cfg, "adversarial": adv}, train,
+                             want={"dataset": run.config.dataset},
+                             meta={"method": "FGSM with random start (Wong, Rice & Kolter 2020)"})
+    return model
