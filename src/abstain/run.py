@@ -184,12 +184,24 @@ class Run:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """Hash of the saved guard and checkpoints: keys every cache of this run's scores."""
-        h = hashlib.sha256()
+        """Hash of the saved guard and checkpoints and of the code that scores with them
+        (:func:`code_fingerprint`): keys every cache of this run's scores and attack images."""
+        h = hashlib.sha256(code_fingerprint().encode())
         files = ["guard.json", "detectors.safetensors", *(MODELS[m].file for m in sorted(self.models))]
         for f in files:
             h.update((self.path / f).read_bytes())
         return h.hexdigest()[:16]
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of this installation's abstain source files: caches written by other code are stale
+    (the version number alone does not change between commits)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool = False,

@@ -1,10 +1,11 @@
 """Scores of every detector on a named set of images, cached under RUN/scores/.
 
-The cache is keyed by the run's fingerprint (its guard and checkpoints), the set's name and
-its size, so a second evaluation of the same run costs seconds.
+The cache is keyed by the run's fingerprint (its guard, checkpoints and the scoring code), the
+set's name and a hash of its images, so a second evaluation of the same run costs seconds.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -42,15 +43,21 @@ class SetScores:
         return softmax(self.logits.astype(np.float64), axis=1).max(1)
 
 
+def images_digest(images: np.ndarray) -> str:
+    """Hash of an image array's shape, type and bytes (a cache key)."""
+    a = np.ascontiguousarray(images)
+    return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()[:16]
+
+
 def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
     """Every detector's scores on one set, from the cache when it is fresh."""
     cache = run.path / "scores" / f"{name}.{len(images)}.npz"
-    fp = run.fingerprint
+    fp, digest = run.fingerprint, images_digest(images)
     names = list(run.guard.detectors)
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                if str(z["fingerprint"]) == fp and len(z["logits"]) == len(images) and \
+                if str(z["fingerprint"]) == fp and str(z["images"]) == digest and \
                         all(f"score_{n}" in z for n in names):
                     return SetScores(name, kind, images, z["logits"], {n: z[f"score_{n}"] for n in names})
         except (OSError, ValueError, KeyError):
@@ -58,6 +65,6 @@ def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:
     scores, logits = run.guard.scores(images)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, fingerprint=np.array(fp), logits=logits,
+            np.savez(fh, fingerprint=np.array(fp), images=np.array(digest), logits=logits,
                      **{f"score_{n}": v for n, v in scores.items()})
     return SetScores(name, kind, images, logits, scores)

@@ -37,3 +37,27 @@ def test_guard_acceptance_of_the_mistakes(tiny_run, tiny_eval, mnist):
     assert result["guard"]["accepted_failures"]["mistakes"] == g.decide(test.scores[g.detector][wrong]).mean()
     # the union guard lets fewer of the classifier's mistakes through than it accepts test digits
     assert result["guard"]["accepted_failures"]["mistakes"] < 0.5 * result["guard"]["accepted"]["test"]
+
+
+def test_score_cache_is_keyed_on_the_images_and_the_code(tiny_run, mnist, monkeypatch):
+    import numpy as np
+    import abstain.run as run_module
+    from abstain.run import Run
+    from abstain.scoring import score_set
+    path = tiny_run.path / "scores" / "cache_key_test.12.npz"
+    first = score_set(tiny_run, "cache_key_test", mnist.x_test[:12], "in")
+    stamp = path.stat().st_mtime_ns
+    again = score_set(tiny_run, "cache_key_test", mnist.x_test[:12], "in")
+    assert path.stat().st_mtime_ns == stamp and np.array_equal(again.logits, first.logits)
+    # same name and size, other images: scored anew, not served from the cache
+    other = score_set(tiny_run, "cache_key_test", mnist.x_test[12:24], "in")
+    assert path.stat().st_mtime_ns != stamp
+    assert not np.array_equal(other.logits, first.logits)
+    np.testing.assert_allclose(other.logits, tiny_run.guard.scores(mnist.x_test[12:24])[1], rtol=1e-6)
+    # other scoring code (another checkout): another fingerprint, so the cache is stale
+    monkeypatch.setattr(run_module, "code_fingerprint", lambda: "from-other-code")
+    moved = Run(tiny_run.path, tiny_run.config, tiny_run.models, tiny_run.guard, tiny_run.info)
+    assert moved.fingerprint != tiny_run.fingerprint
+    stamp = path.stat().st_mtime_ns
+    score_set(moved, "cache_key_test", mnist.x_test[12:24], "in")
+    assert path.stat().st_mtime_ns != stamp
