@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--class-scales 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -33,7 +33,7 @@ from abstain.models.classifier import CNN, ClassifierConfig
 from abstain.run import RunConfig
 from abstain.tensors import to_tensor
 from abstain.train import SCHEDULES
-from abstain.train_abs import train_abs
+from abstain.train_abs import fit_class_scales, train_abs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
@@ -47,19 +47,27 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
 
 
 def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = None,
-                schedule: str | None = None, distort: float | None = None) -> tuple[ABS, dict]:
+                schedule: str | None = None, distort: float | None = None,
+                with_val: bool = False) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
-    config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change."""
+    config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
+    `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
+    reference trained on all 60,000); the weights kept are then those of the lowest loss on
+    validation images the VAEs have seen, so near the last epoch's."""
     base = RunConfig().abs_train
     given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
     suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in given if getattr(cfg, k) != getattr(base, k))
-    path = HOME / "bench" / f"abs_e{epochs}{suffix}.safetensors"
+    path = HOME / "bench" / f"abs_e{epochs}{suffix}{'_trainval' if with_val else ''}.safetensors"
 
     def train(model):
         data = load_dataset("mnist")
-        return train_abs(model, data.x_train, data.y_train, data.x_val, data.y_val, cfg, progress=True)
-    return load_or_train(path, ABS, RunConfig().abs, {"train": cfg}, train)
+        x, y = data.x_train, data.y_train
+        if with_val:
+            x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
+        return train_abs(model, x, y, data.x_val, data.y_val, cfg, progress=True)
+    return load_or_train(path, ABS, RunConfig().abs, {"train": cfg}, train,
+                         want={"train_images": "train+val"} if with_val else None)
 
 
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
@@ -125,13 +133,22 @@ def main() -> None:
                     help="learning-rate schedule (abstain's default: %(default)s)")
     ap.add_argument("--distort", type=float, default=RunConfig().abs_train.distort,
                     help="probability of each zoom / shear / elastic distortion (abstain's default: %(default)s)")
+    ap.add_argument("--with-val", action="store_true",
+                    help="train on the training and validation images (60,000, as the reference); default: training only")
+    ap.add_argument("--class-scales", type=int, default=0, metavar="N",
+                    help="fit the class scales on N validation images after training, as "
+                         "`abstain fit --abs-class-scales N` (0: none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort)
+    model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
+                                  args.with_val)
     data = load_dataset("mnist")
+    # the scales are fitted after training and leave the weights alone, so the cached weights serve
+    scales = fit_class_scales(model, data.x_val, data.y_val, max_images=args.class_scales) \
+        if args.class_scales > 0 else None
     cnn_path = Path(args.cnn_run) / "classifier.safetensors"
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
     nf = args.n_faithful
@@ -149,12 +166,15 @@ def main() -> None:
         "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}"
                    + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in TRAIN_OPTIONS
                              if getattr(args, k) != getattr(RunConfig().abs_train, k))
+                   + (" --with-val" if args.with_val else "")
+                   + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
-        "train_distort": args.distort,
+        "train_distort": args.distort, "train_images": 60000 if args.with_val else 50000,
+        "class_scales": scales,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
         "fast_faithful_agreement": agree,

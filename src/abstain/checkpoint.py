@@ -60,7 +60,9 @@ def load_module(path: str | Path, module_cls, config_cls) -> tuple[torch.nn.Modu
     try:
         module.load_state_dict(load_file(str(path)))
     except (SafetensorError, RuntimeError) as exc:
-        raise RunError(f"{path}: weights do not match the model ({exc})") from exc
+        detail = " ".join(str(exc).split())
+        raise RunError(f"{path}: weights do not match the model ({detail}); written by an earlier "
+                       "abstain? retrain it (a run: abstain fit --run DIR --force)") from exc
     module.eval()
     return module, meta
 

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of the ten ABS class VAEs (10 = the reference's training)")
     p.add_argument("--abs-beta", type=float, default=base.abs.beta, metavar="BETA",
                    help="ABS class VAEs: weight of the KL term in the training loss")
+    p.add_argument("--abs-class-scales", type=int, default=base.abs.scale_fit_images, metavar="N",
+                   help="fit ABS's per-class loss scales on N validation images (the reference's "
+                        "discriminative finetuning; 0 = none)")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
     p.add_argument("--force", action="store_true", help="delete DIR and refit from scratch")

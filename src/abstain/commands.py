@@ -48,6 +48,8 @@ def cmd_fit(args) -> int:
     epochs = base.classifier_train.epochs if args.epochs is None else args.epochs
     if not 0 < args.accept < 1:
         raise InputError(f"--accept must lie strictly between 0 and 1, got {args.accept}")
+    if args.abs_class_scales < 0:
+        raise InputError(f"--abs-class-scales must be >= 0, got {args.abs_class_scales}")
     if not 0 <= args.background_mutation < 1:
         raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
     cfg = replace(base, detector=args.detector, accept=args.accept,
@@ -57,7 +59,7 @@ def cmd_fit(args) -> int:
                   background=replace(base.background, mutation=args.background_mutation),
                   background_train=replace(base.background_train, epochs=args.background_epochs,
                                            weight_decay=args.background_weight_decay, **both),
-                  abs=replace(base.abs, beta=args.abs_beta),
+                  abs=replace(base.abs, beta=args.abs_beta, scale_fit_images=args.abs_class_scales),
                   abs_train=replace(base.abs_train, epochs=args.abs_epochs, **both))
     t0 = time.time()
     run = fit_run(args.run, cfg, progress=_progress(), force=args.force)

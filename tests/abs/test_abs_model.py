@@ -23,14 +23,15 @@ def test_forward_gives_danskin_gradient(model, digits):
     x = digits[0][:8].clone().requires_grad_(True)
     before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
     view = model.with_mode(SMALL)
-    losses = -view(x)                                           # (8, 10)
+    losses = -view(x)                                           # (8, 10): a_y l_y
     grads = torch.autograd.grad(losses[:, 3].sum(), x)[0]
     z, rec = model.solve(x.detach().flatten(1), SMALL)
-    expected = 2.0 * (x.detach().flatten(1) - rec[:, 3]) / 784
+    a3 = model.class_scale[3]
+    expected = 2.0 * a3 * (x.detach().flatten(1) - rec[:, 3]) / 784
     torch.testing.assert_close(grads.flatten(1), expected, rtol=1e-5, atol=1e-8)
     # the loss itself is the one at the optimum, and no gradient leaks into the weights
     l3 = ((x.detach().flatten(1) - rec[:, 3]).pow(2).sum(1) + 0.5 * z[:, 3].pow(2).sum(1)) / 784
-    torch.testing.assert_close(losses[:, 3].detach(), l3)
+    torch.testing.assert_close(losses[:, 3].detach(), a3 * l3)
     after = [p.grad for p in model.parameters()]
     assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(after, before))
 

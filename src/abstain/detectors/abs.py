@@ -1,7 +1,8 @@
 """Analysis by synthesis as a detector: how well the best of ten class generators explains x.
 
-``abs``: minus the smallest per-class loss, max_y -l_y(x) with
-l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784 (Schott et al. 2019; see abstain.models.abs).
+``abs``: minus the smallest scaled per-class loss, max_y -a_y l_y(x) with
+l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784 and the class scales a_y (Schott et al. 2019;
+see abstain.models.abs).
 Higher = better explained = more in-distribution. Scores use the model's ``search`` inference
 by default (prototype search alone; an evaluation scores
 ~40,000 images): each class loss is then the best of 2,000 decoded prototypes, an upper bound
@@ -26,7 +27,7 @@ _MEMO: OrderedDict = OrderedDict()      # the last few logits computed: detector
 
 @torch.no_grad()
 def abs_logits(model: ABS, X: np.ndarray, mode: str = "fast", batch_size: int = 500) -> np.ndarray:
-    """ABS logits -l (N, C) of images X (N, 28, 28) in the given inference mode; memoised on
+    """ABS logits -a l (N, C) of images X (N, 28, 28) in the given inference mode; memoised on
     the model, mode and the images' bytes."""
     X = as_images(X, "abs logits")
     key = (id(model), model._token(), str(mode), model.binarize, X.dtype.str, X.shape,
@@ -44,7 +45,7 @@ def abs_logits(model: ABS, X: np.ndarray, mode: str = "fast", batch_size: int = 
 
 
 def abs_predict(model: ABS, X: np.ndarray, mode: str = "fast") -> tuple[np.ndarray, np.ndarray]:
-    """ABS logits -l (N, C) of images X and its calibrated confidences (N, C) (memoised logits)."""
+    """ABS logits -a l (N, C) of images X and its calibrated confidences (N, C) (memoised logits)."""
     logits = abs_logits(model, X, mode)
     return logits, model.confidence(torch.from_numpy(logits)).double().numpy()
 
@@ -63,7 +64,7 @@ def abs_explain(model: ABS, X: np.ndarray, mode: str = "fast") -> tuple[np.ndarr
 class ABSDetector(Detector):
     input = "images"
     model_params = ("abs",)
-    description = "analysis by synthesis: minus the smallest class loss of ten class VAEs (Schott et al. 2019)"
+    description = "analysis by synthesis: minus the smallest scaled class loss of ten class VAEs (Schott et al. 2019)"
 
     def __init__(self, abs: ABS | None = None, mode: str = "search", batch_size: int = 500, seed: int = 0):
         self.abs = abs

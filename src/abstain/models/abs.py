@@ -14,10 +14,16 @@ Inference for an image x and class y (``Inference``: prototypes, steps, lr):
    per class and cached (deterministic seed); the start z is the prototype with the lowest
    ||x - G_y(z)||^2 + 1/2 ||z||^2 (one matrix multiply);
 2. ``steps`` Adam steps on z (learning rate ``lr``), projecting z back to norm <= ``max_norm``;
-3. class loss l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784; logits = -l.
+3. class loss l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784; logits = -a_y l_y.
+
+The class scales a_y are the reference's "discriminative finetuning" (Schott et al. 2019): one
+scalar per class, fitted after training by cross-entropy on validation images when
+``ABSConfig.scale_fit_images`` > 0 (:func:`abstain.train_abs.fit_class_scales`; geometric mean
+1, so the confidence scale keeps its meaning); all ones otherwise, and in checkpoints written
+before they existed.
 
 ``forward`` recomputes l at the detached optimum z*, so autograd gives Danskin's gradient
-dl_y/dx = 2 (x - G_y(z*)) / 784 and white-box attacks run on ABS.
+d(a_y l_y)/dx = 2 a_y (x - G_y(z*)) / 784 and white-box attacks run on ABS.
 """
 from __future__ import annotations
 
@@ -42,6 +48,9 @@ class ABSConfig:
     #: explains get a near-uniform output
     confidence_scale: float = 440.0
     confidence_offset: float = 3.9e-5
+    #: validation images the class scales a_y are fitted on after training (the reference's
+    #: discriminative finetuning; train_abs.fit_class_scales); 0: no fit, every a_y = 1
+    scale_fit_images: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,8 @@ def project(z: torch.Tensor, max_norm: float) -> torch.Tensor:
 class ABS(nn.Module):
     """Ten class-conditional VAEs and their analysis-by-synthesis inference.
 
-    ``forward(x)``: (N, 1, 28, 28) float in [0, 1] -> logits (N, 10) = minus the class losses,
-    with Danskin's gradient to x. Two plain attributes change what it computes:
+    ``forward(x)``: (N, 1, 28, 28) float in [0, 1] -> logits (N, 10) = minus the scaled class
+    losses, with Danskin's gradient to x. Two plain attributes change what it computes:
 
     * ``mode``: ``"faithful"`` (default; 8,000 prototypes, 50 Adam steps), ``"fast"``, or any
       :class:`Inference`; ``with_mode(mode)`` returns a view with another mode;
@@ -123,10 +132,17 @@ class ABS(nn.Module):
         super().__init__()
         self.config = config
         self.vaes = nn.ModuleList(ClassVAE(config.latent) for _ in range(config.classes))
+        #: a_y: logits are -a_y l_y (fitted by train_abs.fit_class_scales; saved with the weights)
+        self.register_buffer("class_scale", torch.ones(config.classes))
         self.mode: str | Inference = "faithful"
         self.binarize = False
         self.batch_size = 500           # images per inference chunk (memory, not results)
         self._cache: dict = {}          # shared with views: folded decoder, prototypes
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the class scales existed computed with all of them 1
+        state_dict.setdefault(prefix + "class_scale", torch.ones(self.config.classes))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- views ------------------------------------------------------------------------------
     def with_mode(self, mode: str | Inference) -> "ABS":
@@ -252,7 +268,7 @@ class ABS(nn.Module):
         if k == c:
             z = self._adam(z, lambda q: self._losses(x, q, self.generate(q)).sum(), inference)
             return z, self.generate(z)
-        top = self._losses(x, z, rec).topk(k, dim=1, largest=False).indices     # (N, k)
+        top = (self._losses(x, z, rec) * self.class_scale).topk(k, dim=1, largest=False).indices  # (N, k)
         rows = torch.arange(len(x))[:, None].expand_as(top)
         xp, cls = x[rows.flatten()], top.flatten()                             # one row per pair
 
@@ -291,8 +307,8 @@ class ABS(nn.Module):
         return x
 
     def class_losses(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) -> l (N, C), differentiable in x with Danskin's gradient: z* and
-        G(z*) are constants, so dl_y/dx = 2 (x - G_y(z*)) / 784."""
+        """(N, 1, 28, 28) -> l (N, C) before the class scales, differentiable in x with
+        Danskin's gradient: z* and G(z*) are constants, so dl_y/dx = 2 (x - G_y(z*)) / 784."""
         inference, x = self.inference(), self._prepare(x)
         out = []
         for i in range(0, len(x), self.batch_size):
@@ -302,18 +318,18 @@ class ABS(nn.Module):
         return torch.cat(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.class_losses(x)
+        return -self.class_scale * self.class_losses(x)
 
     @torch.no_grad()
     def explain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 1, 28, 28) -> logits -l (N, C) and each class's best explanation G_y(z*_y)
+        """(N, 1, 28, 28) -> logits -a l (N, C) and each class's best explanation G_y(z*_y)
         (N, C, 28, 28), from one solve."""
         inference, x = self.inference(), self._prepare(x)
         logits, recs = [], []
         for i in range(0, len(x), self.batch_size):
             xb = x[i:i + self.batch_size]
             z, rec = self.solve(xb, inference)
-            logits.append(-self._losses(xb, z, rec))
+            logits.append(-self.class_scale * self._losses(xb, z, rec))
             recs.append(rec)
         return torch.cat(logits), torch.cat(recs).view(len(x), self.config.classes, 28, 28)
 
@@ -322,7 +338,7 @@ class ABS(nn.Module):
         return self.explain(x)[1]
 
     def confidence(self, logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities p_c ∝ exp(scale * logit_c) + offset, with logits = -l (N, C)."""
+        """Probabilities p_c ∝ exp(scale * logit_c) + offset, with logits = -a l (N, C)."""
         w = torch.exp(self.config.confidence_scale * logits.clamp_max(0.0)) + self.config.confidence_offset
         return w / w.sum(-1, keepdim=True)
 
