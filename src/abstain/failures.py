@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from .atomic import atomic_path
 from .attacks import AttackConfig, attack, predict
 from .run import Run
-from .scoring import SetScores, images_digest, score_set
+from .scoring import SetScores, score_set
+from .tensors import images_digest
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,11 @@ def mistakes_set(test: SetScores, y_test: np.ndarray) -> SetScores:
 def cached_attack(run: Run, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, tag: str) -> np.ndarray:
     """`attack`, stored under RUN/scores/ with the run's fingerprint and the images' hash, so a rerun
     does not redo it."""
-    path = run.path / "scores" / f"{tag}.adv.npz"
+    path, digest = run.path / "scores" / f"{tag}.adv.npz", images_digest(x)
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
-                if str(z["fingerprint"]) == run.fingerprint and str(z["images"]) == images_digest(x) \
+                if str(z["fingerprint"]) == run.fingerprint and str(z["images"]) == digest \
                         and np.array_equal(z["labels"], y):
                     return z["adv"]
         except (OSError, ValueError, KeyError):
@@ -51,7 +52,7 @@ def cached_attack(run: Run, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, tag
     adv = attack(run.classifier, x, y, cfg)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, fingerprint=np.array(run.fingerprint), images=np.array(images_digest(x)), labels=y, adv=adv)
+            np.savez(fh, fingerprint=np.array(run.fingerprint), images=np.array(digest), labels=y, adv=adv)
     return adv
 
 

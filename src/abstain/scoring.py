@@ -5,7 +5,6 @@ set's name and a hash of its images, so a second evaluation of the same run cost
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from scipy.special import softmax
 
 from .atomic import atomic_path
 from .run import Run
+from .tensors import images_digest
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,6 @@ class SetScores:
     @property
     def max_softmax(self) -> np.ndarray:
         return softmax(self.logits.astype(np.float64), axis=1).max(1)
-
-
-def images_digest(images: np.ndarray) -> str:
-    """Hash of an image array's shape, type and bytes (a cache key)."""
-    a = np.ascontiguousarray(images)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a)                                  # the buffer itself, no copy
-    return h.hexdigest()[:16]
 
 
 def score_set(run: Run, name: str, images: np.ndarray, kind: str) -> SetScores:

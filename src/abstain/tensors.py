@@ -1,10 +1,20 @@
 """Conversions between user arrays (uint8 0-255 or float 0-1) and model tensors."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
 from .errors import InputError
+
+
+def images_digest(images: np.ndarray) -> str:
+    """Hash of an image array's type, shape and bytes: the key of every cache of per-image results."""
+    a = np.ascontiguousarray(images)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a)                                  # the buffer itself, no copy
+    return h.hexdigest()[:16]
 
 
 def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

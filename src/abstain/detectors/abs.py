@@ -10,7 +10,6 @@ of the optimised loss.
 """
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 
 from ..errors import InputError, NotFittedError
 from ..models.abs import ABS, ABSConfig
-from ..tensors import as_images, to_tensor
+from ..tensors import as_images, images_digest, to_tensor
 from ..train import TrainConfig
 from .base import Detector, register
 
@@ -30,8 +29,7 @@ def abs_logits(model: ABS, X: np.ndarray, mode: str = "fast", batch_size: int = 
     """ABS logits -a l (N, C) of images X (N, 28, 28) in the given inference mode; memoised on
     the model, mode and the images' bytes."""
     X = as_images(X, "abs logits")
-    key = (id(model), model._token(), str(mode), model.binarize, X.dtype.str, X.shape,
-           hashlib.sha1(np.ascontiguousarray(X)).hexdigest())
+    key = (id(model), model._token(), str(mode), model.binarize, images_digest(X))
     if key in _MEMO:
         _MEMO.move_to_end(key)
         return _MEMO[key]

@@ -5,7 +5,6 @@ bound with k samples (Burda et al. 2016), tighter as k grows. Both in nats; high
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import OrderedDict
 
@@ -14,7 +13,7 @@ import torch
 
 from ..errors import InputError, NotFittedError
 from ..models.vae import ConvVAE, VAEConfig
-from ..tensors import as_images, to_tensor
+from ..tensors import as_images, images_digest, to_tensor
 from ..train import TrainConfig, train_vae
 from .base import Detector, register
 
@@ -34,7 +33,7 @@ def vae_statistics(vae: ConvVAE, X: np.ndarray, k: int = 16, seed: int = 0,
     statistics never depend on its batch. The last few results are memoised (keyed by the model,
     k, seed and the images' bytes): the detectors built on one VAE share one pass."""
     X = as_images(X, "vae statistics")
-    key = (id(vae), k, seed, X.dtype.str, X.shape, hashlib.sha1(np.ascontiguousarray(X)).hexdigest())
+    key = (id(vae), k, seed, images_digest(X))
     if key in _MEMO:
         _MEMO.move_to_end(key)
         return _MEMO[key]
