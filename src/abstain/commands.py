@@ -52,6 +52,8 @@ def cmd_fit(args) -> int:
         raise InputError(f"--abs-class-scales must be >= 0, got {args.abs_class_scales}")
     if not 0 <= args.background_mutation < 1:
         raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
+    if args.union_shares is not None:
+        base = base.with_union_shares(args.union_shares)
     cfg = replace(base, detector=args.detector, accept=args.accept,
                   vae=replace(base.vae, likelihood=args.vae_likelihood),
                   classifier_train=replace(base.classifier_train, epochs=epochs, **both),

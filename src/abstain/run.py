@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -79,6 +79,14 @@ class RunConfig:
             return cls(dataset=dataset, classifier=ClassifierConfig(mean=0.2860, std=0.3530),
                        classifier_train=TrainConfig(epochs=15, lr=3e-3, shift=1))
         return cls(dataset=dataset)
+
+    def with_union_shares(self, shares) -> "RunConfig":
+        """This config with the `union` detector's shares of the rejections replaced (its parts
+        stay msp and mahalanobis_layers); `abstain fit --union-shares`."""
+        shares = [float(s) for s in shares]
+        if len(shares) != 2 or not all(0 < s < float("inf") for s in shares):
+            raise InputError(f"union shares must be two positive numbers (msp, mahalanobis_layers), got {shares}")
+        return replace(self, variants={**self.variants, "union": {"detector": "union", "shares": shares}})
 
     def instances(self) -> dict[str, tuple[str, dict]]:
         """{instance name: (registry name, params)} for every detector the run fits."""

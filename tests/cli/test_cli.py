@@ -94,6 +94,12 @@ def test_missing_run_is_one_line(tmp_path, capsys):
     assert "abstain fit" in _err_line(capsys)
 
 
+def test_fit_bad_union_shares_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert main(["fit", "--run", str(tmp_path / "run"), "--union-shares", "0", "1"]) == 2
+    assert "union shares" in _err_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_eval_json_schema(tiny_run, tmp_path, capsys):
     assert main(["eval", "--run", str(tiny_run.path), "--ood", "uniform_noise,letters", "--limit", "500",
                  "--json", str(tmp_path / "e.json")]) == 0

@@ -75,3 +75,34 @@ def test_union_guard_catches_mistakes_and_ood(tiny_run, tiny_eval, mnist):
     for name in ("fashion_mnist", "uniform_noise"):
         accepted = {d: np.mean(by[name].scores[d] >= t[d]) for d in t}
         assert accepted["union"] <= accepted["mahalanobis_layers"] + 0.02, (name, accepted)
+
+
+def test_union_shares_refit_only_the_guard(tiny_run, tiny_config, mnist, tmp_path):
+    """`abstain fit --union-shares 0.999 0.001` (RunConfig.with_union_shares) on a fitted run
+    reuses its models and refits the guard: msp then takes nearly all of the 5% it turns away and
+    mahalanobis_layers only the inputs below every validation score, which still includes noise."""
+    import shutil
+
+    from abstain.data.ood import make_ood
+    from abstain.run import fit_run
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run.path, folder)
+    stamp = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.safetensors") if p.name != "detectors.safetensors"}
+    run = fit_run(folder, tiny_config.with_union_shares((0.999, 0.001)))
+    assert {p: (folder / p).stat().st_mtime_ns for p in stamp} == stamp          # no model retrained
+    g, union = run.guard, run.guard.detectors["union"]
+    assert list(union.shares) == [0.999, 0.001] and run.config.variants["union"]["shares"] == [0.999, 0.001]
+    s, _ = g.scores(mnist.x_val, PARTS)
+    flagged = union.flagged(np.column_stack([s[p] for p in PARTS]), g.threshold_)
+    assert 0.049 <= flagged[:, 0].mean() <= 0.051 and flagged[:, 1].mean() <= 0.0005
+    noise = make_ood("uniform_noise", n=200)
+    assert g.decide(g.scores(noise, ["union"])[0]["union"]).mean() == 0.0
+    # the default guard gives mahalanobis_layers about a fifth of the rejections
+    assert flagged[:, 1].mean() < 0.1 * np.mean(tiny_run.guard.detectors["union"].flagged(
+        np.column_stack([s[p] for p in PARTS]), tiny_run.guard.threshold_)[:, 1])
+
+
+@pytest.mark.parametrize("shares", [(0.0, 1.0), (1.0, float("nan")), (0.5,), (-1.0, 2.0)])
+def test_bad_union_shares_are_refused_before_fitting(tiny_config, shares):
+    with pytest.raises(InputError, match="union shares"):
+        tiny_config.with_union_shares(shares)
