@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(p)
     p.add_argument("--detector", default=base.detector, choices=sorted(base.instances()), help="the guard's detector")
     p.add_argument("--accept", type=float, default=base.accept, help="share of validation images the guard accepts")
-    p.add_argument("--union-shares", type=float, nargs=2, metavar=("MSP", "LAYERS"), default=None,
-                   help="the union guard's shares of the rejections for msp and mahalanobis_layers (default "
-                        "0.8 0.2; 0.999 0.001 keeps mahalanobis_layers for far-away inputs only: README, Probes)")
+    p.add_argument("--union", nargs="+", metavar="PART=SHARE", default=None,
+                   help="the union guard's parts and their shares of the rejections (default msp=0.8 "
+                        "mahalanobis_layers=0.2; README, Probes, measures others)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"classifier epochs (default {base.classifier_train.epochs}; "
                         f"{RunConfig.for_dataset('fashion_mnist').classifier_train.epochs} for fashion_mnist)")

@@ -39,6 +39,23 @@ def _report(run, result, sets, out: Path) -> Path:
     return _write_file(out, lambda path: build_report(run, result, sets, path))
 
 
+def _union_spec(tokens: list[str]) -> dict[str, float]:
+    """["msp=0.8", "complexity=0.2"] -> {"msp": 0.8, "complexity": 0.2} (`abstain fit --union`)."""
+    spec = {}
+    for token in tokens:
+        name, sep, share = token.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = None
+        if not sep or not name or value is None:
+            raise InputError(f"--union: expected PART=SHARE (e.g. msp=0.8), got {token!r}")
+        if name in spec:
+            raise InputError(f"--union: {name} given twice")
+        spec[name] = value
+    return spec
+
+
 def cmd_fit(args) -> int:
     from dataclasses import replace
 
@@ -52,8 +69,8 @@ def cmd_fit(args) -> int:
         raise InputError(f"--abs-class-scales must be >= 0, got {args.abs_class_scales}")
     if not 0 <= args.background_mutation < 1:
         raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
-    if args.union_shares is not None:
-        base = base.with_union_shares(args.union_shares)
+    if args.union is not None:
+        base = base.with_union(_union_spec(args.union))
     cfg = replace(base, detector=args.detector, accept=args.accept,
                   vae=replace(base.vae, likelihood=args.vae_likelihood),
                   classifier_train=replace(base.classifier_train, epochs=epochs, **both),

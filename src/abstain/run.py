@@ -80,13 +80,21 @@ class RunConfig:
                        classifier_train=TrainConfig(epochs=15, lr=3e-3, shift=1))
         return cls(dataset=dataset)
 
-    def with_union_shares(self, shares) -> "RunConfig":
-        """This config with the `union` detector's shares of the rejections replaced (its parts
-        stay msp and mahalanobis_layers); `abstain fit --union-shares`."""
-        shares = [float(s) for s in shares]
-        if len(shares) != 2 or not all(0 < s < float("inf") for s in shares):
-            raise InputError(f"union shares must be two positive numbers (msp, mahalanobis_layers), got {shares}")
-        return replace(self, variants={**self.variants, "union": {"detector": "union", "shares": shares}})
+    def with_union(self, spec: dict[str, float]) -> "RunConfig":
+        """This config with the `union` detector made of other parts and shares, {part: share}
+        (`abstain fit --union msp=0.999 mahalanobis_layers=0.001`); parts are detectors of the
+        run other than combinations, shares positive."""
+        instances = self.instances()
+        if not spec:
+            raise InputError("union: needs at least one part")
+        for name, share in spec.items():
+            if name not in instances or DETECTORS[instances[name][0]].input == "scores":
+                known = sorted(n for n, (kind, _) in instances.items() if DETECTORS[kind].input != "scores")
+                raise InputError(f"union: {name!r} is not a detector it can combine; known: {', '.join(known)}")
+            if not 0 < float(share) < float("inf"):
+                raise InputError(f"union: the share of {name} must be a positive number, got {share}")
+        return replace(self, variants={**self.variants, "union": {
+            "detector": "union", "parts": list(spec), "shares": [float(s) for s in spec.values()]}})
 
     def instances(self) -> dict[str, tuple[str, dict]]:
         """{instance name: (registry name, params)} for every detector the run fits."""

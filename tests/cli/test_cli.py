@@ -94,9 +94,12 @@ def test_missing_run_is_one_line(tmp_path, capsys):
     assert "abstain fit" in _err_line(capsys)
 
 
-def test_fit_bad_union_shares_is_one_line_and_writes_nothing(tmp_path, capsys):
-    assert main(["fit", "--run", str(tmp_path / "run"), "--union-shares", "0", "1"]) == 2
-    assert "union shares" in _err_line(capsys)
+@pytest.mark.parametrize("union, message", [
+    (["msp=0", "mahalanobis_layers=1"], "share of msp"), (["msp"], "PART=SHARE"), (["msp=x"], "PART=SHARE"),
+    (["msp=1", "msp=2"], "twice"), (["cifar=1"], "'cifar' is not")])
+def test_fit_bad_union_is_one_line_and_writes_nothing(tmp_path, capsys, union, message):
+    assert main(["fit", "--run", str(tmp_path / "run"), "--union", *union]) == 2
+    assert message in _err_line(capsys)
     assert not (tmp_path / "run").exists()
 
 

@@ -63,9 +63,10 @@ def test_pair_checkpoint_from_before_a_new_train_field_is_reused(tiny_run, probe
     assert again["images"] == probe_result["one_vs_seven"]["images"]
 
 
-def test_pair_guard_takes_the_run_union_shares(tiny_run, probe_result, pair_config, tmp_path):
-    """The 1-vs-7 guard's `union` gets the run's shares (`abstain fit --union-shares`): with
-    0.999 : 0.001, mahalanobis_layers turns away almost none of the validation 1s and 7s."""
+def test_pair_guard_takes_the_run_union(tiny_run, probe_result, pair_config, tmp_path):
+    """The 1-vs-7 guard's `union` gets the run's parts and shares (`abstain fit --union`): with
+    0.999 : 0.001, mahalanobis_layers turns away almost none of the validation 1s and 7s; parts
+    the pair guard lacks fall back to the default union."""
     import shutil
 
     import numpy as np
@@ -75,14 +76,19 @@ def test_pair_guard_takes_the_run_union_shares(tiny_run, probe_result, pair_conf
     shutil.copytree(tiny_run.path / "probes" / "one_vs_seven", folder)
     xv, _ = pair_split(tiny_run.dataset, "val")
     flagged = {}
+    parts = ["msp", "mahalanobis_layers"]
     for shares in ((0.8, 0.2), (0.999, 0.001)):
-        _, guard, _ = fit_pair(folder, tiny_run.dataset, "union", 0.95, pair_config, shares=shares)
+        _, guard, _ = fit_pair(folder, tiny_run.dataset, "union", 0.95, pair_config,
+                               union={"parts": parts, "shares": shares})
         union = guard.detectors["union"]
-        assert list(union.shares) == list(shares)
-        assert json.loads((folder / "pair.json").read_text())["union_shares"] == list(shares)
+        assert list(union.parts) == parts and list(union.shares) == list(shares)
+        assert json.loads((folder / "pair.json").read_text())["union"] == {"parts": parts, "shares": list(shares)}
         s, _ = guard.scores(xv, list(union.parts))
         flagged[shares] = union.flagged(np.column_stack([s[p] for p in union.parts]), guard.threshold_).mean(0)
     assert flagged[(0.8, 0.2)][1] >= 0.005 and flagged[(0.999, 0.001)][1] <= 0.001
+    _, guard, _ = fit_pair(folder, tiny_run.dataset, "union", 0.95, pair_config,
+                           union={"parts": ["msp", "complexity"], "shares": [0.8, 0.2]})
+    assert list(guard.detectors["union"].parts) == parts and list(guard.detectors["union"].shares) == [0.8, 0.2]
 
 
 def test_shapes_probe(probe_result, tiny_run):

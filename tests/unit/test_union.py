@@ -78,7 +78,7 @@ def test_union_guard_catches_mistakes_and_ood(tiny_run, tiny_eval, mnist):
 
 
 def test_union_shares_refit_only_the_guard(tiny_run, tiny_config, mnist, tmp_path):
-    """`abstain fit --union-shares 0.999 0.001` (RunConfig.with_union_shares) on a fitted run
+    """`abstain fit --union msp=0.999 mahalanobis_layers=0.001` (RunConfig.with_union) on a fitted run
     reuses its models and refits the guard: msp then takes nearly all of the 5% it turns away and
     mahalanobis_layers only the inputs below every validation score, which still includes noise."""
     import shutil
@@ -88,10 +88,11 @@ def test_union_shares_refit_only_the_guard(tiny_run, tiny_config, mnist, tmp_pat
     folder = tmp_path / "run"
     shutil.copytree(tiny_run.path, folder)
     stamp = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.safetensors") if p.name != "detectors.safetensors"}
-    run = fit_run(folder, tiny_config.with_union_shares((0.999, 0.001)))
+    run = fit_run(folder, tiny_config.with_union({"msp": 0.999, "mahalanobis_layers": 0.001}))
     assert {p: (folder / p).stat().st_mtime_ns for p in stamp} == stamp          # no model retrained
     g, union = run.guard, run.guard.detectors["union"]
-    assert list(union.shares) == [0.999, 0.001] and run.config.variants["union"]["shares"] == [0.999, 0.001]
+    assert list(union.parts) == PARTS and list(union.shares) == [0.999, 0.001]
+    assert run.config.variants["union"] == {"detector": "union", "parts": PARTS, "shares": [0.999, 0.001]}
     s, _ = g.scores(mnist.x_val, PARTS)
     flagged = union.flagged(np.column_stack([s[p] for p in PARTS]), g.threshold_)
     assert 0.049 <= flagged[:, 0].mean() <= 0.051 and flagged[:, 1].mean() <= 0.0005
@@ -102,7 +103,16 @@ def test_union_shares_refit_only_the_guard(tiny_run, tiny_config, mnist, tmp_pat
         np.column_stack([s[p] for p in PARTS]), tiny_run.guard.threshold_)[:, 1])
 
 
-@pytest.mark.parametrize("shares", [(0.0, 1.0), (1.0, float("nan")), (0.5,), (-1.0, 2.0)])
-def test_bad_union_shares_are_refused_before_fitting(tiny_config, shares):
-    with pytest.raises(InputError, match="union shares"):
-        tiny_config.with_union_shares(shares)
+@pytest.mark.parametrize("spec, message", [
+    ({"msp": 0.0, "mahalanobis_layers": 1.0}, "share of msp"), ({"msp": 1.0, "knn": float("nan")}, "share of knn"),
+    ({"msp": -1.0}, "share of msp"), ({}, "at least one part"), ({"msp": 1.0, "cifar": 1.0}, "'cifar' is not"),
+    ({"union": 1.0}, "'union' is not")])
+def test_bad_union_specs_are_refused_before_fitting(tiny_config, spec, message):
+    with pytest.raises(InputError, match=message):
+        tiny_config.with_union(spec)
+
+
+def test_union_of_other_parts(tiny_config):
+    cfg = tiny_config.with_union({"msp": 0.8, "complexity": 0.2})
+    kind, params = cfg.instances()["union"]
+    assert kind == "union" and params == {"parts": ["msp", "complexity"], "shares": [0.8, 0.2]}

@@ -3,7 +3,7 @@
 A binary CNN is trained only on MNIST 1s (class 0) and 7s (class 1), without shift
 augmentation (as in the seed), and a guard is fitted on the same 1s and 7s: the detectors of
 GUARD_DETECTORS (`vae_elbo` with a small VAE trained on 1s and 7s; `union` of its `msp` and
-`mahalanobis_layers` with the run's `union` shares), calibrated to accept the
+`mahalanobis_layers`, or the run's `union` parts and shares where they are among these), calibrated to accept the
 run's share of validation 1s and 7s (with `classifier="abs"`, a two-class ABS is trained on the
 same 1s and 7s and judged instead of the CNN, beside the same guard). Then both see images that
 are neither: a lone top bar, a bar at the bottom, a dash, a 1 with a base stroke, and a test 1
@@ -125,22 +125,34 @@ def _checkpoint(path: Path, cls, model_cfg, train_cfg: TrainConfig, train) -> tu
                          meta={"class_names": CLASS_NAMES})
 
 
-def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float, shares: list) -> Guard:
+def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float, union: dict) -> Guard:
     x, y = pair_split(data, "train")
     xv, _ = pair_split(data, "val")
     views = compute_views(classifier, x)
     dets = {"mahalanobis_layers": make_detector("mahalanobis_layers", classifier=classifier).fit(x, y),
             "msp": make_detector("msp").fit(views["logits"]),
             "vae_elbo": make_detector("vae_elbo", vae=vae).fit(x),
-            "union": make_detector("union", shares=tuple(shares))}
+            "union": make_detector("union", parts=tuple(union["parts"]), shares=tuple(union["shares"]))}
     return Guard(classifier, dets, detector, accept, CLASS_NAMES).calibrate(xv)
 
 
+def pair_union(union: dict | None) -> dict:
+    """The parts and shares the pair guard's `union` takes (see fit_pair)."""
+    default, usable = make_detector("union"), [d for d in GUARD_DETECTORS if d != "union"]
+    if union is not None and not set(union["parts"]) <= set(usable):
+        log.warning("1-vs-7 guard: union parts %s are not all among %s; using the default union",
+                    list(union["parts"]), usable)
+        union = None
+    parts, shares = (default.parts, default.shares) if union is None else (union["parts"], union["shares"])
+    return {"parts": list(parts), "shares": [float(s) for s in shares]}
+
+
 def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig = PairConfig(),
-             progress: bool = False, shares=None) -> tuple[CNN, Guard, dict]:
-    """Train (or reuse) the 1-vs-7 classifier, its VAE and its guard in `folder` (`shares`: its
-    `union`'s, default the detector's own)."""
-    shares = [float(s) for s in (make_detector("union").shares if shares is None else shares)]
+             progress: bool = False, union: dict | None = None) -> tuple[CNN, Guard, dict]:
+    """Train (or reuse) the 1-vs-7 classifier, its VAE and its guard in `folder`. `union`: the
+    parts and shares of its `union` ({"parts": [...], "shares": [...]}, e.g. the run's); the
+    default union when None or when a part is not among the pair guard's detectors."""
+    union = pair_union(union)
     (x, y), (xv, yv) = pair_split(data, "train"), pair_split(data, "val")
     ccfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, shift=0, seed=cfg.seed)
     vcfg = TrainConfig(epochs=cfg.vae_epochs, lr=2e-3, shift=0, seed=cfg.seed)
@@ -150,7 +162,7 @@ def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig =
     vae, vtrain = _checkpoint(folder / "vae.safetensors", ConvVAE, VAE_CONFIG, vcfg,
                               lambda m: train_vae(m, x, xv, vcfg, progress))
     want = {"abstain_version": __version__, "detector": detector, "accept": accept,
-            "union_shares": shares, "models": _models_digest(folder)}
+            "union": union, "models": _models_digest(folder)}
     marker = folder / "pair.json"
     guard = None
     if marker.exists():
@@ -160,7 +172,7 @@ def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig =
         except (RunError, ValueError, KeyError, OSError) as exc:
             log.warning("refitting the 1-vs-7 guard: %s", exc)
     if guard is None:
-        guard = _fit_guard(clf, vae, data, detector, accept, shares)
+        guard = _fit_guard(clf, vae, data, detector, accept, union)
         guard.save(folder)
         write_json(marker, want)
     return clf, guard, {"classifier": ctrain, "vae": vtrain}
@@ -206,9 +218,9 @@ def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False
     data = run.dataset
     detector = run.guard.detector if run.guard.detector in GUARD_DETECTORS else "union"
     folder = Path(run.path) / "probes" / "one_vs_seven"
-    union = run.guard.detectors.get("union")           # the pair's union takes the run's shares
+    union = run.guard.detectors.get("union")           # the pair's union takes the run's parts and shares
     clf, guard, training = fit_pair(folder, data, detector, run.guard.accept, cfg, progress,
-                                    None if union is None else union.shares)
+                                    None if union is None else {"parts": union.parts, "shares": union.shares})
     predict = None                           # the pair CNN, through its guard's logits
     if classifier == "abs":
         model, training["abs"] = pair_abs(folder, data, cfg, progress)
