@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--class-scales 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -48,7 +48,7 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
 
 def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = None,
                 schedule: str | None = None, distort: float | None = None,
-                with_val: bool = False) -> tuple[ABS, dict]:
+                with_val: bool = False, beta: float | None = None) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
     `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
@@ -58,6 +58,8 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
     suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in given if getattr(cfg, k) != getattr(base, k))
+    model_cfg = RunConfig().abs if beta is None else replace(RunConfig().abs, beta=beta)
+    suffix += f"_beta{model_cfg.beta:g}" if model_cfg.beta != RunConfig().abs.beta else ""
     path = HOME / "bench" / f"abs_e{epochs}{suffix}{'_trainval' if with_val else ''}.safetensors"
 
     def train(model):
@@ -66,7 +68,7 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
         if with_val:
             x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
         return train_abs(model, x, y, data.x_val, data.y_val, cfg, progress=True)
-    return load_or_train(path, ABS, RunConfig().abs, {"train": cfg}, train,
+    return load_or_train(path, ABS, model_cfg, {"train": cfg}, train,
                          want={"train_images": "train+val"} if with_val else None)
 
 
@@ -138,13 +140,15 @@ def main() -> None:
     ap.add_argument("--class-scales", type=int, default=0, metavar="N",
                     help="fit the class scales on N validation images after training, as "
                          "`abstain fit --abs-class-scales N` (0: none)")
+    ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
+                    help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
-                                  args.with_val)
+                                  args.with_val, args.beta)
     data = load_dataset("mnist")
     # the scales are fitted after training and leave the weights alone, so the cached weights serve
     scales = fit_class_scales(model, data.x_val, data.y_val, max_images=args.class_scales) \
@@ -167,13 +171,14 @@ def main() -> None:
                    + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in TRAIN_OPTIONS
                              if getattr(args, k) != getattr(RunConfig().abs_train, k))
                    + (" --with-val" if args.with_val else "")
+                   + (f" --beta {args.beta:g}" if args.beta != RunConfig().abs.beta else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
-        "train_distort": args.distort, "train_images": 60000 if args.with_val else 50000,
+        "train_distort": args.distort, "abs_beta": args.beta, "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
