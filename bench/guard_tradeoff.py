@@ -32,13 +32,13 @@ import torch
 from tqdm.auto import tqdm
 
 from abstain.atomic import atomic_path, write_json
-from abstain.attacks import AttackConfig, predict
+from abstain.attacks import predict
 from abstain.detectors.union import Union
 from abstain.errors import AbstainError
 from abstain.evaluate import load_set, suite_names
-from abstain.failures import cached_attack, column_name
+from abstain.failures import column_name, eval_attack
 from abstain.metrics import threshold_at
-from abstain.probes.sweeps import SWEEPS, pearson
+from abstain.probes.sweeps import SWEEPS, pearson, sample_images
 from abstain.run import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,12 +46,6 @@ HOME = Path(os.environ.get("ABSTAIN_HOME", Path.home() / ".cache/abstain"))
 SWEPT = ("translate_x", "translate_y", "rotate")
 PARTNERS = ("mahalanobis_layers", "gmm", "knn", "mahalanobis", "vae_elbo", "llr", "complexity", "abs")
 ATTACKS = (("fgsm", 0.1), ("fgsm", 0.3), ("pgd", 0.1), ("pgd", 0.2), ("pgd", 0.3), ("pgd_l2", 1.0), ("pgd_l2", 2.0))
-
-
-def sample(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0):
-    """n images drawn without replacement with `seed`, indices sorted (as probes.sample_test)."""
-    idx = np.sort(np.random.default_rng(seed).choice(len(x), min(n, len(x)), replace=False))
-    return x[idx], y[idx]
 
 
 def sweep_scores(guard, names, x, y, bar) -> dict:
@@ -79,8 +73,7 @@ def failure_sets(run, names, n_attacks: int) -> dict:
     x, y = data.x_test[correct], data.y_test[correct]
     for attack, eps in tqdm(ATTACKS, desc="attacks", leave=False):
         col = column_name(attack, eps)
-        adv = cached_attack(run, x, y, AttackConfig(name=attack, eps=eps, steps=20, seed=0),
-                            f"adv_{col}_steps20.{len(x)}")
+        adv = eval_attack(run, x, y, attack, eps)
         fooled = predict(run.classifier, adv) != y
         sets[f"{col} ({100 * fooled.mean():.0f}% fooled)"] = g.scores(adv[fooled], names)[0]
     return sets
@@ -156,7 +149,8 @@ def main() -> None:
         raise SystemExit(f"error: shares must lie strictly between 0 and 1, got {bad}")
     names = ["msp", *args.partners]
     val = g.scores(data.x_val, names)[0]
-    splits = {"val": sample(data.x_val, data.y_val, args.n), "test": sample(data.x_test, data.y_test, args.n)}
+    splits = {"val": sample_images(data.x_val, data.y_val, args.n)[1:],
+              "test": sample_images(data.x_test, data.y_test, args.n)[1:]}
     with tqdm(total=2 * sum(len(SWEEPS[s].values) for s in SWEPT), desc="sweeps") as bar:
         sweeps = {k: sweep_scores(g, names, x, y, bar) for k, (x, y) in splits.items()}
     sets = failure_sets(run, names, args.attacks)

@@ -56,6 +56,12 @@ def cached_attack(run: Run, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, tag
     return adv
 
 
+def eval_attack(run: Run, x: np.ndarray, y: np.ndarray, name: str, eps: float, steps: int = 20) -> np.ndarray:
+    """The adversarial versions of x that `abstain eval --attacks N` makes, from its cache."""
+    return cached_attack(run, x, y, AttackConfig(name=name, eps=eps, steps=steps, seed=0),
+                         f"adv_{column_name(name, eps)}_steps{steps}.{len(x)}")
+
+
 def attack_sets(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, steps: int = 20,
                 grid=ATTACK_GRID, progress: bool = False) -> list[SetScores]:
     """Attack the first `n` correctly classified test images with every (attack, eps) in `grid`."""
@@ -65,7 +71,7 @@ def attack_sets(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, ste
     for name, eps in tqdm(grid, desc="attacks", disable=not progress, leave=False):
         col = column_name(name, eps)
         tag = f"adv_{col}_steps{steps}"
-        adv = cached_attack(run, x, y, AttackConfig(name=name, eps=eps, steps=steps, seed=0), f"{tag}.{len(x)}")
+        adv = eval_attack(run, x, y, name, eps, steps)
         fooled = predict(run.classifier, adv) != y
         scored = score_set(run, tag, adv, "attack")
         scored.name, scored.partner, scored.mask = col, correct, fooled

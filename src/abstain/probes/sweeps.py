@@ -115,11 +115,16 @@ def step_stats(guard, images: np.ndarray, labels: np.ndarray, detectors=None, pr
     return out
 
 
+def sample_images(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n of the images x drawn without replacement with `seed` (indices sorted): (idx, x, y)."""
+    n = min(int(n), len(x))
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
+    return idx, x[idx], y[idx]
+
+
 def sample_test(data, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n test images drawn without replacement with `seed` (indices sorted): (idx, x, y)."""
-    n = min(int(n), len(data.x_test))
-    idx = np.sort(np.random.default_rng(seed).choice(len(data.x_test), n, replace=False))
-    return idx, data.x_test[idx], data.y_test[idx]
+    return sample_images(data.x_test, data.y_test, n, seed)
 
 
 def run_sweep(guard, sweep: Sweep, images: np.ndarray, labels: np.ndarray, detectors=None,
