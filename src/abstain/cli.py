@@ -11,6 +11,14 @@ from .errors import AbstainError
 log = logging.getLogger("abstain")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line, like every other bad input (exit 2); subcommand
+    parsers inherit it."""
+
+    def error(self, message):
+        self.exit(2, f"abstain: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _add_run(p, required=True):
     p.add_argument("--run", required=required, type=Path, metavar="DIR", help="run directory")
 
@@ -18,7 +26,7 @@ def _add_run(p, required=True):
 def build_parser() -> argparse.ArgumentParser:
     from .run import RunConfig
     base = RunConfig()
-    parser = argparse.ArgumentParser(prog="abstain", description="Make image classifiers know what they don't know.")
+    parser = _Parser(prog="abstain", description="Make image classifiers know what they don't know.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -165,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line already printed) or --help
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.command is None:
         parser.print_help()

@@ -165,3 +165,21 @@ def test_purify_command(tiny_run, tmp_path, capsys):
     assert clean["n"] == 60 and 0.8 < clean["accuracy_before"] <= 1
     # fixed and broken reconcile with the accuracies
     assert clean["accuracy_after"] * 60 == pytest.approx(clean["accuracy_before"] * 60 + clean["fixed"] - clean["broken"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit"], "--run"), (["fit", "--run", "R", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["fit", "--run", "R", "--epochs", "two"], "invalid int value"),
+    (["eval", "--run", "R", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["frobnicate"], "invalid choice: 'frobnicate'")])
+def test_usage_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    line = _err_line(capsys)
+    assert message in line and "--help" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_still_exits_zero(capsys):
+    assert main(["fit", "--help"]) == 0
+    assert "--union" in capsys.readouterr().out
