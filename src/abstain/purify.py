@@ -62,8 +62,8 @@ def purification_table(run, n: int = 500, cfg: PurifyConfig = PurifyConfig(), at
     """Purification on the first `n` test images, clean and under every attack of the grid."""
     from tqdm.auto import tqdm
 
-    from .attacks import AttackConfig, attack
-    from .failures import ATTACK_GRID, column_name
+    from .attacks import AttackConfig
+    from .failures import ATTACK_GRID, cached_attack, column_name
     from .views import compute_views
     gmm = run.guard.detectors.get("gmm")
     if gmm is None:
@@ -72,7 +72,10 @@ def purification_table(run, n: int = 500, cfg: PurifyConfig = PurifyConfig(), at
     x, y = data.x_test[:n], data.y_test[:n]
     rows = {"clean": purification_effect(run.classifier, gmm, compute_views(run.classifier, x)["features"], y, cfg)}
     for name, eps in tqdm(grid or ATTACK_GRID, desc="purify", disable=not progress, leave=False):
-        adv = attack(run.classifier, x, y, AttackConfig(name=name, eps=eps, steps=attack_steps))
+        # cached beside eval's attacks under its own tag (other images: the first n, not the
+        # first n correctly classified); a rerun skips the attacks
+        adv = cached_attack(run, x, y, AttackConfig(name=name, eps=eps, steps=attack_steps, seed=0),
+                            f"purify_{column_name(name, eps)}_steps{attack_steps}.{n}")
         feats = compute_views(run.classifier, adv)["features"]
         rows[column_name(name, eps)] = purification_effect(run.classifier, gmm, feats, y, cfg)
     return {"config": {"steps": cfg.steps, "lr": cfg.lr, "nu": cfg.nu, "n": n, "attack_steps": attack_steps},

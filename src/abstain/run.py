@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 # more instances can be added per run, e.g. Lee et al.'s input pre-processing:
 # {"mahalanobis_pre": {"detector": "mahalanobis_layers", "eps": 0.002}} (measured: no change here)
 DEFAULT_VARIANTS = {"gmm_k10": {"detector": "gmm", "n_components": 10},
-                    "complexity_png": {"detector": "complexity", "compressor": "png"}}
+                    "complexity_png": {"detector": "complexity", "compressor": "png"},
+                    "mahalanobis_layers_centred": {"detector": "mahalanobis_layers", "recentre": True}}
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,12 @@ def test_purify_command(tiny_run, tmp_path, capsys):
     assert clean["n"] == 60 and 0.8 < clean["accuracy_before"] <= 1
     # fixed and broken reconcile with the accuracies
     assert clean["accuracy_after"] * 60 == pytest.approx(clean["accuracy_before"] * 60 + clean["fixed"] - clean["broken"])
+    # the attacks are cached in the run under purify's own tag; a rerun reads them and agrees
+    cached = sorted(p.name for p in (tiny_run.path / "scores").glob("purify_*_steps3.60.adv.npz"))
+    assert len(cached) == len(table) - 1 and "purify_pgd@0.3_steps3.60.adv.npz" in cached
+    assert main(["purify", "--run", str(tiny_run.path), "--n", "60", "--steps", "5", "--attack-steps", "3",
+                 "--json", str(tmp_path / "p2.json")]) == 0
+    assert json.loads((tmp_path / "p2.json").read_text())["results"] == table
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -17,7 +17,7 @@ from abstain.probes.shapes import make_shapes
 from abstain.report.probes import build_probe_report
 
 
-def test_one_vs_seven_reaches_99_and_reports_every_image(probe_result, mnist):
+def test_one_vs_seven_reaches_99_and_reports_every_image(probe_result, mnist, tiny_run):
     r = probe_result["one_vs_seven"]
     assert r["test_accuracy"] >= 0.99
     assert r["test_1s_7s"]["abstain"] < 0.15                  # calibrated on validation 1s and 7s
@@ -34,6 +34,9 @@ def test_one_vs_seven_reaches_99_and_reports_every_image(probe_result, mnist):
     assert [b["row"] for b in r["bar_rows"]] == list(BAR_ROWS)
     assert all(0 <= b["p7"] <= 1 and b["verdict"] in ("accept", "abstain") for b in r["bar_rows"])
     assert r["guard"]["detector"] == "union"      # the tiny run's guard kind, fitted on 1s and 7s
+    # its union takes the run's parts and shares, and the JSON says which
+    run_union = tiny_run.guard.detectors["union"]
+    assert r["guard"]["union"] == {"parts": list(run_union.parts), "shares": list(run_union.shares)}
     # the guard fitted on 1s and 7s abstains on most other digits more than on 1s and 7s
     assert r["other_test_digits"]["abstain"] > r["test_1s_7s"]["abstain"] + 0.3
 

@@ -11,6 +11,7 @@ from abstain.probes import transforms as T
 from abstain.probes.one_vs_seven import TOP_BAR_Y, bar, special_images
 from abstain.probes.shapes import draw_lines, make_shapes
 from abstain.probes.sweeps import SWEEPS
+from abstain.tensors import mass_centres, recentre
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,22 @@ def test_translate_matches_shift_image_and_moves_the_mass(digits):
     moved = T.translate(np.stack(inner), dx=2, dy=-2)
     np.testing.assert_allclose(_centre_of_mass(moved) - _centre_of_mass(inner), [[-2, 2]] * len(inner), atol=1e-9)
     assert T.translate(digits, dx=28).sum() == 0
+
+
+def test_recentre_undoes_a_shift_of_a_digit_that_stays_in_frame(digits):
+    np.testing.assert_allclose(mass_centres(digits), _centre_of_mass(digits), atol=1e-9)
+    assert mass_centres(np.zeros((1, 28, 28)))[0].tolist() == [13.5, 13.5]      # blank: the frame's centre
+    target = mass_centres(digits).mean(0)
+    placed = recentre(digits, target)
+    assert (np.abs(mass_centres(placed) - target) <= 0.5).all()
+    inner = np.stack([im for im in digits if im[:4].sum() == 0 and im[-4:].sum() == 0
+                      and im[:, :4].sum() == 0 and im[:, -4:].sum() == 0][:10])
+    assert len(inner) == 10
+    for dx, dy in [(4, 0), (-3, 2), (0, -4)]:
+        np.testing.assert_array_equal(recentre(T.translate(inner, dx=dx, dy=dy), target), recentre(inner, target))
+    # dtype kept; a float copy moves the same way
+    assert placed.dtype == np.uint8
+    np.testing.assert_array_equal(recentre(digits / 255.0, target), placed / 255.0)
 
 
 def test_inversion_and_rotation(digits):

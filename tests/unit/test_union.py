@@ -116,3 +116,24 @@ def test_union_of_other_parts(tiny_config):
     cfg = tiny_config.with_union({"msp": 0.8, "complexity": 0.2})
     kind, params = cfg.instances()["union"]
     assert kind == "union" and params == {"parts": ["msp", "complexity"], "shares": [0.8, 0.2]}
+
+
+def test_recentred_layers_judge_what_is_drawn_not_where(tiny_run, mnist):
+    """The run variant `mahalanobis_layers_centred` (recentre=True) re-centres each image by its
+    centre of mass before scoring: test digits moved 4 px score as they do unmoved, where plain
+    `mahalanobis_layers` marks many of them as unusual; noise and FashionMNIST-like letters stay
+    below every digit for both."""
+    from abstain.data.ood import make_ood
+    from abstain.probes.transforms import translate
+    dets = tiny_run.guard.detectors
+    x = mnist.x_test[:500]
+    share_low = {}
+    for name in ("mahalanobis_layers", "mahalanobis_layers_centred"):
+        det = dets[name]
+        floor = np.quantile(det.score_samples(mnist.x_val[:2000]), 0.01)
+        share_low[name] = [float(np.mean(det.score_samples(translate(x, dy=dy)) < floor)) for dy in (0, 4, -4)]
+        for ood in ("uniform_noise", "letters"):
+            assert np.mean(det.score_samples(make_ood(ood, n=200, seed=0)) < floor) >= 0.95, (name, ood)
+    plain, centred = share_low["mahalanobis_layers"], share_low["mahalanobis_layers_centred"]
+    assert max(centred) <= 0.05, share_low
+    assert min(plain[1:]) >= centred[0] + 0.2, share_low

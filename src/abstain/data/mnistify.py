@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..tensors import mass_centres
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +181,7 @@ def center_by_mass(patch: np.ndarray, size: int = CANVAS_SIZE) -> np.ndarray:
     h, w = patch.shape
     if h > size or w > size:
         raise InputError(f"patch of shape {patch.shape} does not fit a {size}x{size} canvas")
-    total = float(patch.sum())
-    if total > 0:
-        ys, xs = np.indices(patch.shape)
-        cy, cx = float((ys * patch).sum()) / total, float((xs * patch).sum()) / total
-    else:
-        cy, cx = (h - 1) / 2, (w - 1) / 2
+    cy, cx = mass_centres(patch[None])[0]
     top = int(np.clip(round(size / 2 - cy), 0, size - h))
     left = int(np.clip(round(size / 2 - cx), 0, size - w))
     canvas = np.zeros((size, size), dtype=patch.dtype)

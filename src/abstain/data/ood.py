@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import DataError, InputError
+from ..tensors import shift_images
 from .mnistify import CANVAS_SIZE, center_by_mass, mnistify
 
 log = logging.getLogger(__name__)
@@ -381,13 +382,7 @@ def invert(n: int, seed: int = 0, *, base: np.ndarray | None = None, **_: object
 
 def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Move an image by (dy, dx) pixels, filling the uncovered part with zeros."""
-    h, w = image.shape
-    out = np.zeros_like(image)
-    if abs(dy) >= h or abs(dx) >= w:
-        return out
-    src = image[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
-    return out
+    return shift_images(image[None], dx=dx, dy=dy)[0]
 
 
 def shift(n: int, seed: int = 0, *, base: np.ndarray | None = None, **_: object) -> np.ndarray:

@@ -5,6 +5,11 @@ layer score is max_c -(f_l - mu_lc)^T S_l^-1 (f_l - mu_lc). Lee et al. weight th
 logistic regression fitted on OOD validation data; to use in-distribution data only, we instead
 standardise each layer's score with its mean and spread on the training images and add them.
 Input pre-processing: x' = clip(x + eps * sign(grad_x score(x)), 0, 1), then score x'.
+
+``recentre=True`` first moves every image (fitting and scoring) by whole pixels so that its centre
+of mass sits where the training images' does on average: the centring MNIST's makers applied
+(LeCun et al.: "centered in a 28x28 image by computing the center of mass of the pixels"). The
+score then ignores where in the frame a digit was drawn, and judges only what was drawn.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import torch
 
 from ..errors import InputError
 from ..models.classifier import CNN
-from ..tensors import as_images, to_tensor
+from ..tensors import as_images, mass_centres, recentre, to_tensor
 from .base import Detector, register
 
 
@@ -24,9 +29,10 @@ class MahalanobisLayers(Detector):
     description = "sum of standardised per-layer Mahalanobis scores, optional input pre-processing (Lee et al. 2018)"
 
     def __init__(self, classifier: CNN | None = None, eps: float = 0.0, reg_covar: float = 1e-6,
-                 batch_size: int = 500):
+                 batch_size: int = 500, recentre: bool = False):
         self.classifier = classifier
         self.eps = eps
+        self.recentre = recentre
         self.reg_covar = reg_covar
         self.batch_size = batch_size
 
@@ -42,6 +48,8 @@ class MahalanobisLayers(Detector):
         if y is None:
             raise InputError("mahalanobis_layers: fit needs class labels")
         X, y = as_images(X, "mahalanobis_layers fit"), np.asarray(y)
+        self.mass_centre_ = mass_centres(X).mean(0)
+        X = self._placed(X)
         self.classifier.eval()
         classes = np.unique(y)
         for k, F in enumerate(self._layers(X)):
@@ -57,6 +65,9 @@ class MahalanobisLayers(Detector):
         self.center_, self.scale_ = raw.mean(0), raw.std(0) + 1e-12
         return self
 
+    def _placed(self, X):
+        return recentre(X, self.mass_centre_) if self.recentre else X
+
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
         """Per-layer standardised scores (N, L), differentiable in x."""
         cols = []
@@ -71,7 +82,7 @@ class MahalanobisLayers(Detector):
 
     def score_samples(self, X) -> np.ndarray:
         self.check_fitted()
-        X = as_images(X, "mahalanobis_layers scores")
+        X = self._placed(as_images(X, "mahalanobis_layers scores"))
         out = []
         for i in range(0, len(X), self.batch_size):
             x = to_tensor(X[i:i + self.batch_size])

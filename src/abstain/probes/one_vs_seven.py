@@ -2,8 +2,9 @@
 
 A binary CNN is trained only on MNIST 1s (class 0) and 7s (class 1), without shift
 augmentation (as in the seed), and a guard is fitted on the same 1s and 7s: the detectors of
-GUARD_DETECTORS (`vae_elbo` with a small VAE trained on 1s and 7s; `union` of its `msp` and
-`mahalanobis_layers`, or the run's `union` parts and shares where they are among these), calibrated to accept the
+GUARD_DETECTORS (`vae_elbo` with a small VAE trained on 1s and 7s; `mahalanobis_layers`, also
+on recentred images; `union` of the default parts, or the run's `union` parts and shares where they
+are among these), calibrated to accept the
 run's share of validation 1s and 7s (with `classifier="abs"`, a two-class ABS is trained on the
 same 1s and 7s and judged instead of the CNN, beside the same guard). Then both see images that
 are neither: a lone top bar, a bar at the bottom, a dash, a 1 with a base stroke, and a test 1
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PAIR = (1, 7)                        # MNIST labels of class 0 and class 1
 CLASS_NAMES = ["1", "7"]
-GUARD_DETECTORS = ("mahalanobis_layers", "msp", "vae_elbo", "union")
+GUARD_DETECTORS = ("mahalanobis_layers", "mahalanobis_layers_centred", "msp", "vae_elbo", "union")
 SEED = {"top bar": ("7", 0.9997), "1 with base stroke": ("1", 0.9998)}     # the seed's numbers
 SHIFTS = tuple(range(-6, 7))
 VAE_CONFIG = VAEConfig(latent=8, channels=(16, 32), hidden=128)
@@ -130,6 +131,8 @@ def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float
     xv, _ = pair_split(data, "val")
     views = compute_views(classifier, x)
     dets = {"mahalanobis_layers": make_detector("mahalanobis_layers", classifier=classifier).fit(x, y),
+            "mahalanobis_layers_centred": make_detector("mahalanobis_layers", classifier=classifier,
+                                                        recentre=True).fit(x, y),
             "msp": make_detector("msp").fit(views["logits"]),
             "vae_elbo": make_detector("vae_elbo", vae=vae).fit(x),
             "union": make_detector("union", parts=tuple(union["parts"]), shares=tuple(union["shares"]))}
@@ -162,7 +165,7 @@ def fit_pair(folder: Path, data, detector: str, accept: float, cfg: PairConfig =
     vae, vtrain = _checkpoint(folder / "vae.safetensors", ConvVAE, VAE_CONFIG, vcfg,
                               lambda m: train_vae(m, x, xv, vcfg, progress))
     want = {"abstain_version": __version__, "detector": detector, "accept": accept,
-            "union": union, "models": _models_digest(folder)}
+            "union": union, "detectors": list(GUARD_DETECTORS), "models": _models_digest(folder)}
     marker = folder / "pair.json"
     guard = None
     if marker.exists():
@@ -234,10 +237,12 @@ def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False
              "verdict": v.verdict, "score": v.scores[guard.detector], "scores": v.scores}
             for name, p, v in zip(names, probs, verdicts)]
     test_stats = _set_stats(guard, predict, xt, yt)
+    pair_guard_union = guard.detectors["union"]   # the run's parts and shares, or the default's
     return {"classes": CLASS_NAMES, "classifier": classifier, "config": config_to_dict(cfg), "training": training,
             "test_accuracy": test_stats["accuracy"],
             "guard": {"detector": guard.detector, "detectors": list(guard.detectors),
-                      "threshold": guard.threshold_, "accept": guard.accept},
+                      "threshold": guard.threshold_, "accept": guard.accept,
+                      "union": {"parts": list(pair_guard_union.parts), "shares": list(pair_guard_union.shares)}},
             "test_1s_7s": test_stats,
             "other_test_digits": _set_stats(guard, predict, data.x_test[others]),
             "images": rows, "seed": {k: {"class": c, "probability": p} for k, (c, p) in SEED.items()},

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..tensors import as_images
+from ..tensors import as_images, shift_images
 
 CENTRE = 13.5                       # centre of a 28 x 28 frame, in pixel coordinates
 _CROSS = ndimage.generate_binary_structure(2, 1)[None]    # (1, 3, 3): plus-shaped, per image
@@ -27,14 +27,7 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 def translate(images, dx: int = 0, dy: int = 0) -> np.ndarray:
     """Move every image dx pixels right and dy pixels down (negative: left / up), zero-filled."""
-    x = _uint8(images)
-    dx, dy = int(dx), int(dy)
-    out = np.zeros_like(x)
-    if abs(dx) >= 28 or abs(dy) >= 28:
-        return out
-    src = x[:, max(0, -dy):28 - max(0, dy), max(0, -dx):28 - max(0, dx)]
-    out[:, max(0, dy):max(0, dy) + src.shape[1], max(0, dx):max(0, dx) + src.shape[2]] = src
-    return out
+    return shift_images(_uint8(images), dx=dx, dy=dy)
 
 
 def rotate(images, degrees: float) -> np.ndarray:
