@@ -121,8 +121,8 @@ def test_union_of_other_parts(tiny_config):
 def test_recentred_layers_judge_what_is_drawn_not_where(tiny_run, mnist):
     """The run variant `mahalanobis_layers_centred` (recentre=True) re-centres each image by its
     centre of mass before scoring: test digits moved 4 px score as they do unmoved, where plain
-    `mahalanobis_layers` marks many of them as unusual; noise and FashionMNIST-like letters stay
-    below every digit for both."""
+    `mahalanobis_layers` marks many of them as unusual (below the validation digits' 1st
+    percentile); uniform noise and letters fall below it for both."""
     from abstain.data.ood import make_ood
     from abstain.probes.transforms import translate
     dets = tiny_run.guard.detectors
