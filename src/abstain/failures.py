@@ -56,10 +56,15 @@ def cached_attack(run: Run, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, tag
     return adv
 
 
+def attack_tag(name: str, eps: float, steps: int) -> str:
+    """The name under which eval stores an attack's images and scores."""
+    return f"adv_{column_name(name, eps)}_steps{steps}"
+
+
 def eval_attack(run: Run, x: np.ndarray, y: np.ndarray, name: str, eps: float, steps: int = 20) -> np.ndarray:
     """The adversarial versions of x that `abstain eval --attacks N` makes, from its cache."""
     return cached_attack(run, x, y, AttackConfig(name=name, eps=eps, steps=steps, seed=0),
-                         f"adv_{column_name(name, eps)}_steps{steps}.{len(x)}")
+                         f"{attack_tag(name, eps, steps)}.{len(x)}")
 
 
 def attack_sets(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, steps: int = 20,
@@ -70,7 +75,7 @@ def attack_sets(run: Run, test: SetScores, y_test: np.ndarray, n: int = 500, ste
     sets = []
     for name, eps in tqdm(grid, desc="attacks", disable=not progress, leave=False):
         col = column_name(name, eps)
-        tag = f"adv_{col}_steps{steps}"
+        tag = attack_tag(name, eps, steps)
         adv = eval_attack(run, x, y, name, eps, steps)
         fooled = predict(run.classifier, adv) != y
         scored = score_set(run, tag, adv, "attack")

@@ -48,8 +48,9 @@ class MahalanobisLayers(Detector):
         if y is None:
             raise InputError("mahalanobis_layers: fit needs class labels")
         X, y = as_images(X, "mahalanobis_layers fit"), np.asarray(y)
-        self.mass_centre_ = mass_centres(X).mean(0)
-        X = self._placed(X)
+        if self.recentre:
+            self.mass_centre_ = mass_centres(X).mean(0)
+            X = self._placed(X)
         self.classifier.eval()
         classes = np.unique(y)
         for k, F in enumerate(self._layers(X)):

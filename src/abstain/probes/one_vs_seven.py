@@ -130,9 +130,13 @@ def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float
     x, y = pair_split(data, "train")
     xv, _ = pair_split(data, "val")
     views = compute_views(classifier, x)
-    dets = {"mahalanobis_layers": make_detector("mahalanobis_layers", classifier=classifier).fit(x, y),
-            "mahalanobis_layers_centred": make_detector("mahalanobis_layers", classifier=classifier,
-                                                        recentre=True).fit(x, y),
+    instances = RunConfig().instances()          # the Mahalanobis parts as a run defines them
+
+    def layers(name):
+        kind, params = instances[name]
+        return make_detector(kind, classifier=classifier, **params).fit(x, y)
+    dets = {"mahalanobis_layers": layers("mahalanobis_layers"),
+            "mahalanobis_layers_centred": layers("mahalanobis_layers_centred"),
             "msp": make_detector("msp").fit(views["logits"]),
             "vae_elbo": make_detector("vae_elbo", vae=vae).fit(x),
             "union": make_detector("union", parts=tuple(union["parts"]), shares=tuple(union["shares"]))}
