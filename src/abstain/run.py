@@ -174,6 +174,7 @@ class Run:
     models: dict[str, torch.nn.Module]      # "classifier", "vae", and whatever the detectors need
     guard: Guard
     info: dict = field(default_factory=dict)
+    code: str = ""                          # code_fingerprint() of the code that fitted it
 
     @property
     def classifier(self) -> CNN:
@@ -227,14 +228,15 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
     folder = Path(folder)
     if config.detector not in config.instances():
         raise InputError(f"unknown detector {config.detector!r}; known: {', '.join(sorted(config.instances()))}")
+    previous = None
     if force and folder.exists():
         shutil.rmtree(folder)
     elif (folder / "run.json").exists():
         try:
-            run = load_run(folder)
-            if run.config == config and set(run.guard.detectors) == set(config.instances()):
+            previous = load_run(folder)
+            if previous.config == config and set(previous.guard.detectors) == set(config.instances()):
                 log.info("reusing the fitted run in %s", folder)
-                return run
+                return previous
         except RunError as exc:
             log.warning("refitting %s: %s", folder, exc)
     folder.mkdir(parents=True, exist_ok=True)
@@ -242,12 +244,34 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
     models, summary = {}, {}
     for name in config.models_needed():
         models[name], summary[name] = _checkpoint(folder, name, config, data, progress)
-    guard = fit_guard(models, data, config)
+    guard = fit_guard(models, data, config, reusable_detectors(previous, config, models))
     guard.save(folder)
     summary["test_accuracy"] = accuracy(models["classifier"], data.x_test, data.y_test)
-    write_json(folder / "run.json", {"abstain_version": __version__, "config": config.to_dict(),
-                                     "models": list(models), "summary": summary})
-    return Run(folder, config, models, guard, summary)
+    write_json(folder / "run.json", {"abstain_version": __version__, "code": code_fingerprint(),
+                                     "config": config.to_dict(), "models": list(models), "summary": summary})
+    return Run(folder, config, models, guard, summary, code_fingerprint())
+
+
+def reusable_detectors(previous: Run | None, config: RunConfig, models: dict[str, torch.nn.Module]) -> dict:
+    """The fitted detectors of `previous` (the run this refit replaces) that a refit with `config`
+    and `models` would fit again to the same state: same dataset, same code, the same weights in
+    every model, the same kind and parameters. Changing only the `union` (`abstain fit --union`)
+    then refits nothing but the guard. Combinations are left out (calibration fits them)."""
+    if previous is None or previous.config.dataset != config.dataset \
+            or previous.code != code_fingerprint() or set(previous.models) != set(models):
+        return {}
+    for name, model in models.items():
+        old = previous.models[name].state_dict()
+        if any(not torch.equal(old[k], v) for k, v in model.state_dict().items()):
+            return {}
+    before, out = previous.config.instances(), {}
+    for name, spec in config.instances().items():
+        det = previous.guard.detectors.get(name)
+        if det is not None and det.input != "scores" and before.get(name) == spec:
+            for m in det.model_params:             # bind the detector to this run's model objects
+                setattr(det, m, models[m])
+            out[name] = det
+    return out
 
 
 def _checkpoint(folder: Path, name: str, config: RunConfig, data: Dataset, progress: bool):
@@ -260,12 +284,20 @@ def _checkpoint(folder: Path, name: str, config: RunConfig, data: Dataset, progr
                          want={"dataset": config.dataset, **spec.key(config)}, meta=spec.meta(config, data))
 
 
-def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConfig) -> Guard:
-    """Fit every detector instance on its split's view; calibrate the guard on validation."""
+def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConfig,
+              fitted: dict | None = None) -> Guard:
+    """Fit every detector instance on its split's view (those in `fitted`, already fitted, are
+    taken as they are); calibrate the guard on validation."""
     classifier = models["classifier"]
-    views = {split: compute_views(classifier, data.split(split)[0]) for split in ("train", "val")}
+    fitted = fitted or {}
+    instances = config.instances()
+    splits = {DETECTORS[kind].fit_split for name, (kind, _) in instances.items() if name not in fitted} | {"val"}
+    views = {split: compute_views(classifier, data.split(split)[0]) for split in sorted(splits)}
     detectors = {}
-    for name, (kind, params) in config.instances().items():
+    for name, (kind, params) in instances.items():
+        if name in fitted:
+            detectors[name] = fitted[name]
+            continue
         cls = DETECTORS[kind]
         det = make_detector(kind, **params, **{m: models[m] for m in cls.model_params})
         split = cls.fit_split
@@ -295,4 +327,4 @@ def load_run(folder: str | Path) -> Run:
     models = {n: load_module(folder / s.file, s.module, type(s.config(config)))[0].eval()
               for n, s in specs.items()}
     guard = Guard.load(folder, models["classifier"], models)
-    return Run(folder, config, models, guard, meta.get("summary", {}))
+    return Run(folder, config, models, guard, meta.get("summary", {}), meta.get("code", ""))

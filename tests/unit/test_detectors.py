@@ -10,9 +10,13 @@ def _data(name, run, mnist):
     """(X_fit, y_fit, X_in, X_far) in the detector's input view."""
     cls = DETECTORS[name]
     rng = np.random.default_rng(1)
-    if cls.input == "images":
+    if cls.input in ("images", "layers"):
         far = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
-        return mnist.x_train[:500], mnist.y_train[:500], mnist.x_test[:64], far
+        sets = mnist.x_train[:500], mnist.x_test[:64], far
+        if cls.input == "layers":          # the images and the classifier's activations on them
+            from abstain.views import compute_views
+            sets = [compute_views(run.classifier, x)["layers"] for x in sets]
+        return sets[0], mnist.y_train[:500], sets[1], sets[2]
     if cls.input == "scores":      # a combination: its parts' scores, from the run's own guard
         parts = list(make_detector(name).parts)
         cols = lambda x: np.column_stack(tiny_parts(run, x, parts))  # noqa: E731
@@ -77,7 +81,7 @@ def test_init_only_stores_params(name):
 def test_bad_input_is_input_error(name, tiny_run, mnist):
     x_fit, y_fit, x_in, _ = _data(name, tiny_run, mnist)
     det = _make(name, tiny_run).fit(x_fit, y_fit)
-    bad = np.array(x_in, dtype=np.float64)
+    bad = np.array(getattr(x_in, "images", x_in), dtype=np.float64)
     bad.flat[0] = np.nan
     with pytest.raises(InputError):
         det.score_samples(bad)

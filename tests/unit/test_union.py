@@ -137,3 +137,23 @@ def test_recentred_layers_judge_what_is_drawn_not_where(tiny_run, mnist):
     plain, centred = share_low["mahalanobis_layers"], share_low["mahalanobis_layers_centred"]
     assert max(centred) <= 0.05, share_low
     assert min(plain[1:]) >= centred[0] + 0.2, share_low
+
+
+def test_layer_detectors_read_the_shared_pass_or_images_alike(tiny_run, mnist):
+    """`mahalanobis_layers` (and its recentring variant) score the guard's "layers" view, the
+    activations of the one shared forward pass, as they score the plain images, and the
+    variant moves only the images recentring moves; the guard's scores are these."""
+    from abstain.probes.transforms import translate
+    from abstain.views import compute_views
+    x = np.concatenate([mnist.x_test[:300], translate(mnist.x_test[300:400], dx=3)])
+    views = compute_views(tiny_run.classifier, x)
+    guard_scores, _ = tiny_run.guard.scores(x, ["mahalanobis_layers", "mahalanobis_layers_centred"], views)
+    for name in ("mahalanobis_layers", "mahalanobis_layers_centred"):
+        det = tiny_run.guard.detectors[name]
+        from_images, from_view = det.score_samples(x), det.score_samples(views["layers"])
+        np.testing.assert_allclose(from_view, from_images, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(guard_scores[name], from_view)
+    # the moved digits really take the recentred path: most score as their unmoved originals
+    centred = tiny_run.guard.detectors["mahalanobis_layers_centred"]
+    same = np.isclose(centred.score_samples(views["layers"][300:]), centred.score_samples(mnist.x_test[300:400]))
+    assert same.mean() > 0.8, same.mean()

@@ -8,7 +8,8 @@ A detector is an sklearn-style estimator:
 * using it before ``fit`` raises :class:`abstain.errors.NotFittedError`.
 
 ``input`` says which view of a batch the detector consumes, so several detectors share one
-forward pass: ``"logits"`` and ``"features"`` come from the classifier, ``"images"`` are the
+forward pass: ``"logits"`` and ``"features"`` come from the classifier, ``"layers"`` are the
+images with the classifier's per-stage activations (:class:`abstain.views.Layers`), ``"images"`` the
 (N, 28, 28) images themselves (input-space detectors such as the VAE), and ``"scores"`` the
 scores of other detectors of the same guard, one column per name in the detector's ``parts``
 (combinations such as ``union``; the guard scores the parts first and fits the combinations
@@ -24,7 +25,7 @@ import numpy as np
 from ..errors import InputError, NotFittedError
 
 DETECTORS: dict[str, type["Detector"]] = {}
-VIEWS = ("logits", "features", "images", "scores")
+VIEWS = ("logits", "features", "layers", "images", "scores")
 
 
 def register(name: str):

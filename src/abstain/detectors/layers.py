@@ -19,12 +19,16 @@ import torch
 from ..errors import InputError
 from ..models.classifier import CNN
 from ..tensors import as_images, mass_centres, recentre, to_tensor
+from ..views import Layers
 from .base import Detector, register
 
 
 @register("mahalanobis_layers")
 class MahalanobisLayers(Detector):
-    input = "images"
+    """Reads the "layers" view (:class:`abstain.views.Layers`: the guard's one forward pass) or
+    plain images (N, 28, 28), which it passes through the classifier itself."""
+
+    input = "layers"
     model_params = ("classifier",)
     description = "sum of standardised per-layer Mahalanobis scores, optional input pre-processing (Lee et al. 2018)"
 
@@ -36,24 +40,43 @@ class MahalanobisLayers(Detector):
         self.reg_covar = reg_covar
         self.batch_size = batch_size
 
+    def _view(self, X, what: str) -> Layers:
+        """X as the layers view of the images this detector judges: recentred when it
+        recentres (a forward pass only for the images that recentring moves)."""
+        if isinstance(X, Layers):
+            images, acts = as_images(X.images, what), list(X.acts)
+        else:
+            images, acts = as_images(X, what), None
+        placed = self._placed(images)
+        rows = np.arange(len(images)) if acts is None else \
+            np.flatnonzero((placed != images).reshape(len(images), -1).any(1))
+        if len(rows) == len(images):
+            acts = self._layers(placed)
+        elif len(rows):
+            acts = [a.copy() for a in acts]
+            for a, f in zip(acts, self._layers(placed[rows])):
+                a[rows] = f
+        return Layers(placed, [np.asarray(a, np.float64) for a in acts])
+
     def _layers(self, X) -> list[np.ndarray]:
+        self.classifier.eval()
         with torch.no_grad():
             parts = [self.classifier.forward_layers(to_tensor(X[i:i + self.batch_size]))
                      for i in range(0, len(X), self.batch_size)]
-        return [torch.cat([p[k] for p in parts]).double().numpy() for k in range(len(parts[0]))]
+        return [torch.cat([p[k] for p in parts]).numpy() for k in range(len(parts[0]))]
 
     def fit(self, X, y=None):
         if self.classifier is None:
             raise InputError("mahalanobis_layers: needs the run's trained classifier")
         if y is None:
             raise InputError("mahalanobis_layers: fit needs class labels")
-        X, y = as_images(X, "mahalanobis_layers fit"), np.asarray(y)
+        y = np.asarray(y)
         if self.recentre:
-            self.mass_centre_ = mass_centres(X).mean(0)
-            X = self._placed(X)
-        self.classifier.eval()
+            images = X.images if isinstance(X, Layers) else X
+            self.mass_centre_ = mass_centres(as_images(images, "mahalanobis_layers fit")).mean(0)
+        view = self._view(X, "mahalanobis_layers fit")
         classes = np.unique(y)
-        for k, F in enumerate(self._layers(X)):
+        for k, F in enumerate(view.acts):
             means = np.stack([F[y == c].mean(0) for c in classes])
             centred = F - means[np.searchsorted(classes, y)]
             cov = centred.T @ centred / len(F) + self.reg_covar * np.eye(F.shape[1])
@@ -62,7 +85,7 @@ class MahalanobisLayers(Detector):
         self.n_layers_ = k + 1
         self.center_ = np.zeros(self.n_layers_)
         self.scale_ = np.ones(self.n_layers_)
-        raw = self._raw(to_tensor(X[:5000])).detach().numpy()
+        raw = self._standardised([torch.from_numpy(a[:5000]) for a in view.acts]).numpy()
         self.center_, self.scale_ = raw.mean(0), raw.std(0) + 1e-12
         return self
 
@@ -70,9 +93,12 @@ class MahalanobisLayers(Detector):
         return recentre(X, self.mass_centre_) if self.recentre else X
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-layer standardised scores (N, L), differentiable in x."""
+        """Per-layer standardised scores (N, L) of images x, differentiable in x."""
+        return self._standardised(self.classifier.forward_layers(x))
+
+    def _standardised(self, acts: list[torch.Tensor]) -> torch.Tensor:
         cols = []
-        for k, f in enumerate(self.classifier.forward_layers(x)):
+        for k, f in enumerate(acts):
             f = f.double()
             mu = torch.from_numpy(getattr(self, f"means{k}_"))
             prec = torch.from_numpy(getattr(self, f"precision{k}_"))
@@ -83,14 +109,17 @@ class MahalanobisLayers(Detector):
 
     def score_samples(self, X) -> np.ndarray:
         self.check_fitted()
-        X = self._placed(as_images(X, "mahalanobis_layers scores"))
+        if self.eps <= 0:
+            view = self._view(X, "mahalanobis_layers scores")
+            return np.concatenate([self._standardised([torch.from_numpy(a[i:i + self.batch_size])
+                                                       for a in view.acts]).sum(1).numpy()
+                                   for i in range(0, len(view), self.batch_size)])
+        X = self._placed(as_images(X.images if isinstance(X, Layers) else X, "mahalanobis_layers scores"))
         out = []
         for i in range(0, len(X), self.batch_size):
-            x = to_tensor(X[i:i + self.batch_size])
-            if self.eps > 0:
-                x = x.requires_grad_(True)
-                (grad,) = torch.autograd.grad(self._raw(x).sum(), x)
-                x = (x + self.eps * grad.sign()).clamp(0, 1)
+            x = to_tensor(X[i:i + self.batch_size]).requires_grad_(True)
+            (grad,) = torch.autograd.grad(self._raw(x).sum(), x)
+            x = (x + self.eps * grad.sign()).clamp(0, 1)
             with torch.no_grad():
                 out.append(self._raw(x).sum(1).numpy())
         return np.concatenate(out)

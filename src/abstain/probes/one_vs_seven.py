@@ -134,7 +134,7 @@ def _fit_guard(classifier: CNN, vae: ConvVAE, data, detector: str, accept: float
 
     def layers(name):
         kind, params = instances[name]
-        return make_detector(kind, classifier=classifier, **params).fit(x, y)
+        return make_detector(kind, classifier=classifier, **params).fit(views["layers"], y)
     dets = {"mahalanobis_layers": layers("mahalanobis_layers"),
             "mahalanobis_layers_centred": layers("mahalanobis_layers_centred"),
             "msp": make_detector("msp").fit(views["logits"]),
