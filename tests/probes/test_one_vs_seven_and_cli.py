@@ -141,3 +141,10 @@ def test_cli_probe_bad_input_is_one_line(tiny_run, args, message, capsys, tmp_pa
     assert len(err) == 1 and err[0].startswith("abstain: error:") and message in err[0], err
     assert not (tmp_path / "x.json").exists()
     np.testing.assert_equal(len(list(tmp_path.iterdir())), 0)
+
+
+def test_pair_limit_must_be_positive():
+    from abstain.errors import InputError
+    from abstain.probes import PairConfig
+    with pytest.raises(InputError, match="at least 1"):
+        PairConfig(limit=0)

@@ -111,18 +111,23 @@ def test_sweep_detectors_default_and_all(tiny_run):
     default, every = sweep_detectors(guard), sweep_detectors(guard, all_detectors=True)
     assert default[0] == every[0] == guard.detector
     assert set(every) == set(guard.detectors) and len(every) == len(guard.detectors)
-    # input-space detectors only where the guard needs them: the parts of the union guard
+    # input-space detectors only where the guard needs them (the default union's parts have none);
+    # the ones that read the shared pass (logits, features, layers) always
     parts = set(guard.detectors[guard.detector].parts)
-    assert [d for d in default[1:] if guard.detectors[d].input == "images"] == ["mahalanobis_layers"]
-    assert parts <= set(default) and {"msp", "knn"} <= set(default)
+    assert [d for d in default[1:] if guard.detectors[d].input == "images"] == []
+    assert parts <= set(default) and {"msp", "knn", "mahalanobis_layers", "mahalanobis_layers_centred"} <= set(default)
+    assert "abs" in sweep_detectors(guard, classifier="abs") and "abs" not in default
     r = run_sweep(guard, SWEEPS["invert"], tiny_run.dataset.x_test[:10], tiny_run.dataset.y_test[:10], every)
     assert list(r["steps"][0]["scores"]) == every
 
 
 def test_abs_classifier_is_judged_beside_the_same_guard(tiny_run, pair_config):
     """--classifier abs: accuracy and confidence come from ABS, the verdicts from the run's guard."""
+    from dataclasses import replace
+
     from abstain.probes.classifiers import abs_probs
-    r = run_probes(tiny_run, n=30, sweeps=["rotate"], pair=pair_config, classifier="abs")
+    # ABS judges the first 300 images of each 1-vs-7 test set (all of them take minutes)
+    r = run_probes(tiny_run, n=30, sweeps=["rotate"], pair=replace(pair_config, limit=300), classifier="abs")
     cnn = run_probes(tiny_run, n=30, sweeps=["rotate"], pair=pair_config)
     assert r["classifier"] == "abs" and "abs" in r["settings"]["sweep_detectors"]
     ident = r["sweeps"]["rotate"]["steps"][0]
@@ -136,4 +141,6 @@ def test_abs_classifier_is_judged_beside_the_same_guard(tiny_run, pair_config):
     assert [s["verdict"] for s in r["shapes"]] == [s["verdict"] for s in cnn["shapes"]]
     pair = r["one_vs_seven"]
     assert pair["classifier"] == "abs" and pair["test_accuracy"] >= 0.95     # a two-class ABS, 1 epoch
+    assert pair["test_1s_7s"]["n"] == pair["other_test_digits"]["n"] == 300
+    assert pair["config"]["limit"] == 300
     assert all(abs(row["p1"] + row["p7"] - 1) < 1e-6 for row in pair["images"])

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .layout import EvalChannelsLast
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -17,7 +19,7 @@ class ClassifierConfig:
     std: float = 0.3081
 
 
-class CNN(nn.Module):
+class CNN(EvalChannelsLast):
     """conv5-pool-conv5-pool-fc: inputs (N, 1, 28, 28) floats in [0, 1]."""
 
     def __init__(self, config: ClassifierConfig = ClassifierConfig()):
@@ -32,21 +34,6 @@ class CNN(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.num_classes)
-
-    def train(self, mode: bool = True) -> "CNN":
-        """Also picks the weights' memory layout: channels-last in eval mode, where a CPU runs
-        the convolutions 1.75x faster (bench/classifier_speed.py), the default layout in
-        training mode, so training takes the same steps, bit for bit, as it always did. The
-        values are the same in both; eval-mode outputs differ from the default layout's in the
-        last bits only (about 1e-6)."""
-        super().train(mode)
-        layout = torch.contiguous_format if mode else torch.channels_last
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                # a copy, not .contiguous(): a one-channel weight counts as contiguous in both
-                # layouts, and only the canonical strides make the convolution pick channels-last
-                m.weight.data = torch.empty_like(m.weight.data, memory_format=layout).copy_(m.weight.data)
-        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 28, 28) in [0, 1] -> penultimate features (N, hidden)."""

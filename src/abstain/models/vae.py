@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import EvalChannelsLast
+
 
 LIKELIHOODS = ("bernoulli", "logistic")
 
@@ -70,7 +72,7 @@ def mutate(x: torch.Tensor, rate: float, gen: torch.Generator | None = None) -> 
     return torch.where(hit, torch.rand(x.shape, generator=gen), x)
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(EvalChannelsLast):
     def __init__(self, config: VAEConfig = VAEConfig()):
         super().__init__()
         self.config = config

@@ -7,8 +7,8 @@ For every step of every sweep, on the same n test images:
 * ``abstain``: share the run's guard abstains on (its detector below its calibrated threshold);
 * ``scores``: each scored detector's mean score (higher = more in-distribution) and its
   standard deviation over the images. By default (`sweep_detectors`) the scored detectors are the
-  guard's own and every detector on the classifier's logits or features (they share one forward
-  pass); input-space detectors (VAE bounds, llr, abs, complexity, ...) cost up to ~100x more per
+  guard's own and every detector on the classifier's logits, features or layer activations (they
+  share one forward pass); input-space detectors (VAE bounds, llr, abs, complexity, ...) cost up to ~100x more per
   image and are added only when asked for (``all_detectors=True``).
 
 Per sweep, these summaries (on the steps as listed, every step weighted equally):

@@ -1,0 +1,97 @@
+"""Eval-mode speed of the classifier and the VAE in their two memory layouts, on real MNIST.
+
+Usage: python bench/layout_speed.py [--run DIR] [--images 2000] [--repeats 6]
+Eval mode (`EvalChannelsLast`, abstain/models/layout.py) lays the convolution weights out
+channels-last; training mode keeps the default layout. This times, over the first N test images
+in batches of 125 as `compute_views` and the VAE detectors run them, the classifier's
+`forward_layers` (the one pass behind the logits, features and layers views) and the VAE's
+importance-weighted bound (k = 16, fixed draws), each in both layouts, and the largest
+difference between the layouts' outputs. Weights: the run's models, or freshly initialised
+ones (same cost). Prints and writes bench/results/layout_speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from abstain.data.datasets import load_dataset
+from abstain.models.classifier import CNN
+from abstain.models.vae import ConvVAE
+from abstain.tensors import to_tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_layout_eval(model):
+    """A copy of `model` in eval behaviour (no dropout) but the default (training) layout."""
+    copy = type(model)(model.config)
+    copy.load_state_dict(model.state_dict())
+    copy.train()                           # default layout
+    for m in copy.modules():
+        m.training = False                 # eval behaviour without the layout switch
+    return copy
+
+
+def timed(fn, x: torch.Tensor, repeats: int, batch: int = 125) -> tuple[float, torch.Tensor]:
+    """Best wall time of `repeats` passes over x, after one untimed warm-up pass (kernels
+    chosen, caches filled: the first pass is up to 1.7x slower), and the outputs."""
+    def one_pass():
+        start = time.perf_counter()
+        out = torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+        return time.perf_counter() - start, out
+    with torch.no_grad():
+        one_pass()
+        runs = [one_pass() for _ in range(repeats)]
+    return min(t for t, _ in runs), runs[-1][1]
+
+
+def compare(name: str, model, fn, x: torch.Tensor, repeats: int) -> dict:
+    t_default, out_default = timed(lambda b: fn(default_layout_eval_cache[name], b), x, repeats)
+    t_eval, out_eval = timed(lambda b: fn(model, b), x, repeats)
+    return {"default_layout_images_per_s": round(len(x) / t_default, 1),
+            "channels_last_images_per_s": round(len(x) / t_eval, 1),
+            "speedup": round(t_default / t_eval, 2),
+            "max_abs_difference": float((out_default - out_eval).abs().max()),
+            "max_abs_value": float(out_default.abs().max())}
+
+
+default_layout_eval_cache: dict = {}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default=None, help="a fitted run whose models to time (default: fresh ones)")
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--out", default=str(ROOT / "bench/results/layout_speed.json"))
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    if args.run:
+        from abstain.run import load_run
+        run = load_run(args.run)
+        clf, vae = run.classifier, run.vae
+    else:
+        clf, vae = CNN(), ConvVAE()
+    clf.eval(), vae.eval()
+    default_layout_eval_cache.update(classifier=default_layout_eval(clf), vae=default_layout_eval(vae))
+    x = to_tensor(load_dataset("mnist").x_test[:args.images])
+    eps = torch.randn(16, vae.config.latent, generator=torch.Generator().manual_seed(0))
+    res = {"images": len(x), "batch": 125, "threads": torch.get_num_threads(),
+           "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "run": args.run,
+           "classifier_forward_layers": compare("classifier", clf, lambda m, b: torch.cat(m.forward_layers(b), 1),
+                                                x, args.repeats),
+           "vae_iwae_k16": compare("vae", vae, lambda m, b: m.iwae(b, 16, eps), x, args.repeats)}
+    print(json.dumps(res, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()
