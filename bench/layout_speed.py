@@ -1,12 +1,12 @@
 """Eval-mode speed of the classifier and the VAE in their two memory layouts, on real MNIST.
 
-Usage: python bench/layout_speed.py [--run DIR] [--images 2000] [--repeats 6]
+Usage: python bench/layout_speed.py [--run DIR] [--images 2000] [--rounds 8]
 Eval mode (`EvalChannelsLast`, abstain/models/layout.py) lays the convolution weights out
 channels-last; training mode keeps the default layout. This times, over the first N test images
 in batches of 125 as `compute_views` and the VAE detectors run them, the classifier's
 `forward_layers` (the one pass behind the logits, features and layers views) and the VAE's
-importance-weighted bound (k = 16, fixed draws), each in both layouts, and the largest
-difference between the layouts' outputs. Weights: the run's models, or freshly initialised
+importance-weighted bound (k = 16, fixed draws), each in both layouts, alternating (see
+`compare`), and the largest difference between the layouts' outputs. Weights: the run's models, or freshly initialised
 ones (same cost). Prints and writes bench/results/layout_speed.json.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -37,25 +38,29 @@ def default_layout_eval(model):
     return copy
 
 
-def timed(fn, x: torch.Tensor, repeats: int, batch: int = 125) -> tuple[float, torch.Tensor]:
-    """Best wall time of `repeats` passes over x, after one untimed warm-up pass (kernels
-    chosen, caches filled: the first pass is up to 1.7x slower), and the outputs."""
-    def one_pass():
-        start = time.perf_counter()
-        out = torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
-        return time.perf_counter() - start, out
+def one_pass(fn, x: torch.Tensor, batch: int = 125) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
     with torch.no_grad():
-        one_pass()
-        runs = [one_pass() for _ in range(repeats)]
-    return min(t for t, _ in runs), runs[-1][1]
+        out = torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+    return time.perf_counter() - start, out
 
 
-def compare(name: str, model, fn, x: torch.Tensor, repeats: int) -> dict:
-    t_default, out_default = timed(lambda b: fn(default_layout_eval_cache[name], b), x, repeats)
-    t_eval, out_eval = timed(lambda b: fn(model, b), x, repeats)
-    return {"default_layout_images_per_s": round(len(x) / t_default, 1),
-            "channels_last_images_per_s": round(len(x) / t_eval, 1),
-            "speedup": round(t_default / t_eval, 2),
+def compare(name: str, model, fn, x: torch.Tensor, rounds: int) -> dict:
+    """Passes of the default-layout copy and of the model alternate, `rounds` times each after
+    one untimed warm-up pass of both (timings on a shared 2-core machine drift by 1.5x over a
+    minute; alternating exposes both layouts to the same drift); medians reported."""
+    default = default_layout_eval_cache[name]
+    one_pass(lambda b: fn(default, b), x)
+    one_pass(lambda b: fn(model, b), x)
+    t_default, t_eval, ratios = [], [], []
+    for _ in range(rounds):
+        a, out_default = one_pass(lambda b: fn(default, b), x)
+        b_, out_eval = one_pass(lambda b: fn(model, b), x)
+        t_default.append(a), t_eval.append(b_), ratios.append(a / b_)
+    return {"default_layout_images_per_s": round(len(x) / statistics.median(t_default), 1),
+            "channels_last_images_per_s": round(len(x) / statistics.median(t_eval), 1),
+            "speedup_median": round(statistics.median(ratios), 2),
+            "speedup_per_round": [round(r, 2) for r in ratios],
             "max_abs_difference": float((out_default - out_eval).abs().max()),
             "max_abs_value": float(out_default.abs().max())}
 
@@ -67,7 +72,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default=None, help="a fitted run whose models to time (default: fresh ones)")
     ap.add_argument("--images", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--out", default=str(ROOT / "bench/results/layout_speed.json"))
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -85,8 +90,8 @@ def main(argv=None) -> dict:
            "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
            "run": args.run,
            "classifier_forward_layers": compare("classifier", clf, lambda m, b: torch.cat(m.forward_layers(b), 1),
-                                                x, args.repeats),
-           "vae_iwae_k16": compare("vae", vae, lambda m, b: m.iwae(b, 16, eps), x, args.repeats)}
+                                                x, args.rounds),
+           "vae_iwae_k16": compare("vae", vae, lambda m, b: m.iwae(b, 16, eps), x, args.rounds)}
     print(json.dumps(res, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
