@@ -254,20 +254,27 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
 
 def reusable_detectors(previous: Run | None, config: RunConfig, models: dict[str, torch.nn.Module]) -> dict:
     """The fitted detectors of `previous` (the run this refit replaces) that a refit with `config`
-    and `models` would fit again to the same state: same dataset, same code, the same weights in
-    every model, the same kind and parameters. Changing only the `union` (`abstain fit --union`)
-    then refits nothing but the guard. Combinations are left out (calibration fits them)."""
-    if previous is None or previous.config.dataset != config.dataset \
-            or previous.code != code_fingerprint() or set(previous.models) != set(models):
+    and `models` would fit again to the same state: same dataset, same code, the same kind and
+    parameters, and the same weights in the classifier (every view comes from it) and in the
+    models the detector holds. Changing only the `union` (`abstain fit --union`) then refits
+    nothing but the guard; retraining ABS refits only `abs`. Combinations are left out
+    (calibration fits them)."""
+    if previous is None or previous.config.dataset != config.dataset or previous.code != code_fingerprint():
         return {}
-    for name, model in models.items():
-        old = previous.models[name].state_dict()
-        if any(not torch.equal(old[k], v) for k, v in model.state_dict().items()):
-            return {}
+
+    def same(name: str) -> bool:
+        if name not in previous.models or name not in models:
+            return False
+        old, new = previous.models[name].state_dict(), models[name].state_dict()
+        return old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in new)
+    unchanged = {name for name in models if same(name)}
+    if "classifier" not in unchanged:
+        return {}
     before, out = previous.config.instances(), {}
     for name, spec in config.instances().items():
         det = previous.guard.detectors.get(name)
-        if det is not None and det.input != "scores" and before.get(name) == spec:
+        if det is not None and det.input != "scores" and before.get(name) == spec \
+                and set(det.model_params) <= unchanged:
             for m in det.model_params:             # bind the detector to this run's model objects
                 setattr(det, m, models[m])
             out[name] = det
@@ -291,7 +298,8 @@ def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConf
     classifier = models["classifier"]
     fitted = fitted or {}
     instances = config.instances()
-    splits = {DETECTORS[kind].fit_split for name, (kind, _) in instances.items() if name not in fitted} | {"val"}
+    splits = {DETECTORS[kind].fit_split for name, (kind, _) in instances.items()
+              if name not in fitted and DETECTORS[kind].input != "scores"} | {"val"}
     views = {split: compute_views(classifier, data.split(split)[0]) for split in sorted(splits)}
     detectors = {}
     for name, (kind, params) in instances.items():

@@ -157,3 +157,29 @@ def test_layer_detectors_read_the_shared_pass_or_images_alike(tiny_run, mnist):
     centred = tiny_run.guard.detectors["mahalanobis_layers_centred"]
     same = np.isclose(centred.score_samples(views["layers"][300:]), centred.score_samples(mnist.x_test[300:400]))
     assert same.mean() > 0.8, same.mean()
+
+
+def test_refits_reuse_only_what_would_fit_the_same(tiny_run, tiny_config):
+    """A refit keeps the previous run's fitted detectors only where nothing they depend on
+    changed: another `union` keeps every other detector; other ABS weights drop only `abs`;
+    another classifier (every view comes from it) or other code drops them all."""
+    import copy
+    from dataclasses import replace
+
+    from abstain.models.abs import ABS
+    from abstain.run import reusable_detectors
+    models = dict(tiny_run.models)
+    union_only = tiny_config.with_union({"msp": 0.9, "mahalanobis_layers_centred": 0.1})
+    kept = reusable_detectors(tiny_run, union_only, models)
+    assert set(kept) == set(tiny_run.guard.detectors) - {"union"}
+    assert kept["mahalanobis_layers"].classifier is models["classifier"]
+    other_abs = dict(models, abs=ABS(tiny_run.models["abs"].config).eval())
+    kept = reusable_detectors(tiny_run, tiny_config, other_abs)
+    assert "abs" not in kept and {"msp", "gmm", "vae_elbo", "llr", "mahalanobis_layers"} <= set(kept)
+    assert kept["vae_elbo"].vae is models["vae"]
+    other_clf = copy.deepcopy(models["classifier"])
+    with __import__("torch").no_grad():
+        other_clf.head.bias.add_(1e-3)
+    assert reusable_detectors(tiny_run, tiny_config, dict(models, classifier=other_clf)) == {}
+    assert reusable_detectors(replace(tiny_run, code="older"), tiny_config, models) == {}
+    assert reusable_detectors(None, tiny_config, models) == {}

@@ -48,8 +48,12 @@ class MahalanobisLayers(Detector):
         else:
             images, acts = as_images(X, what), None
         placed = self._placed(images)
-        rows = np.arange(len(images)) if acts is None else \
-            np.flatnonzero((placed != images).reshape(len(images), -1).any(1))
+        if acts is None:
+            rows = np.arange(len(images))
+        elif self.recentre:
+            rows = np.flatnonzero((placed != images).reshape(len(images), -1).any(1))
+        else:
+            rows = np.arange(0)
         if len(rows) == len(images):
             acts = self._layers(placed)
         elif len(rows):
