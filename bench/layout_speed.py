@@ -45,11 +45,11 @@ def one_pass(fn, x: torch.Tensor, batch: int = 125) -> tuple[float, torch.Tensor
     return time.perf_counter() - start, out
 
 
-def compare(name: str, model, fn, x: torch.Tensor, rounds: int) -> dict:
+def compare(model, fn, x: torch.Tensor, rounds: int) -> dict:
     """Passes of the default-layout copy and of the model alternate, `rounds` times each after
     one untimed warm-up pass of both (timings on a shared 2-core machine drift by 1.5x over a
     minute; alternating exposes both layouts to the same drift); medians reported."""
-    default = default_layout_eval_cache[name]
+    default = default_layout_eval(model)
     one_pass(lambda b: fn(default, b), x)
     one_pass(lambda b: fn(model, b), x)
     t_default, t_eval, ratios = [], [], []
@@ -63,9 +63,6 @@ def compare(name: str, model, fn, x: torch.Tensor, rounds: int) -> dict:
             "speedup_per_round": [round(r, 2) for r in ratios],
             "max_abs_difference": float((out_default - out_eval).abs().max()),
             "max_abs_value": float(out_default.abs().max())}
-
-
-default_layout_eval_cache: dict = {}
 
 
 def main(argv=None) -> dict:
@@ -83,15 +80,14 @@ def main(argv=None) -> dict:
     else:
         clf, vae = CNN(), ConvVAE()
     clf.eval(), vae.eval()
-    default_layout_eval_cache.update(classifier=default_layout_eval(clf), vae=default_layout_eval(vae))
     x = to_tensor(load_dataset("mnist").x_test[:args.images])
     eps = torch.randn(16, vae.config.latent, generator=torch.Generator().manual_seed(0))
     res = {"images": len(x), "batch": 125, "threads": torch.get_num_threads(),
            "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
            "run": args.run,
-           "classifier_forward_layers": compare("classifier", clf, lambda m, b: torch.cat(m.forward_layers(b), 1),
+           "classifier_forward_layers": compare(clf, lambda m, b: torch.cat(m.forward_layers(b), 1),
                                                 x, args.rounds),
-           "vae_iwae_k16": compare("vae", vae, lambda m, b: m.iwae(b, 16, eps), x, args.rounds)}
+           "vae_iwae_k16": compare(vae, lambda m, b: m.iwae(b, 16, eps), x, args.rounds)}
     print(json.dumps(res, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")

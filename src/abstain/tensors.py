@@ -88,7 +88,8 @@ def mass_centres(x: np.ndarray) -> np.ndarray:
 
 def recentre(x: np.ndarray, target) -> np.ndarray:
     """Move each image by whole pixels so that its centre of mass lies nearest `target`
-    (row, column): the centring MNIST's and FashionMNIST's makers applied to every image."""
+    (row, column): the centring MNIST's makers applied to every digit (FashionMNIST's makers
+    centred each item's bounding box instead, Xiao et al. 2017)."""
     shifts = np.rint(np.asarray(target, np.float64) - mass_centres(x)).astype(int)
     out = np.empty_like(x)
     pairs, which = np.unique(shifts, axis=0, return_inverse=True)

@@ -259,4 +259,4 @@ def run_one_vs_seven(run, cfg: PairConfig = PairConfig(), progress: bool = False
             "test_1s_7s": test_stats,
             "other_test_digits": _set_stats(guard, predict, others),
             "images": rows, "seed": {k: {"class": c, "probability": p} for k, (c, p) in SEED.items()},
-            "shifts": shift_curve(guard, xt[yt == 0][:cfg.limit], predict), "bar_rows": bar_scan(guard, predict)}
+            "shifts": shift_curve(guard, xt[yt == 0], predict), "bar_rows": bar_scan(guard, predict)}
