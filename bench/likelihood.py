@@ -41,7 +41,7 @@ def runs(args):
     base = RunConfig.for_dataset("fashion_mnist")
     fcfg = replace(base, vae=replace(base.vae, likelihood=args.vae_likelihood))
     fashion = fit_run(args.fashion_run, fcfg, progress=True)
-    mnist = fit_run(args.mnist_run, RunConfig(), progress=True) if args.mnist_run else None
+    mnist = fit_run(args.mnist_run, RunConfig.for_dataset("mnist"), progress=True) if args.mnist_run else None
     return fashion, mnist
 
 

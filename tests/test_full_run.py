@@ -13,7 +13,7 @@ def full():
     from abstain.data.sources import abstain_home
     from abstain.evaluate import evaluate
     from abstain.run import RunConfig, fit_run
-    run = fit_run(abstain_home() / "runs" / "mnist", RunConfig())
+    run = fit_run(abstain_home() / "runs" / "mnist", RunConfig.for_dataset("mnist"))
     result, _ = evaluate(run)
     return {(r["detector"], r["ood"]): r for r in result["results"]}, result
 

@@ -284,7 +284,7 @@ def cmd_demo(args) -> int:
     t0 = time.time()
     run_dir = args.run or abstain_home() / "runs" / "mnist"
     print(f"abstain demo: MNIST run in {run_dir} (reused when valid)")
-    run = fit_run(run_dir, RunConfig(), progress=_progress(), force=args.force)
+    run = fit_run(run_dir, RunConfig.for_dataset("mnist"), progress=_progress(), force=args.force)
     result, sets = evaluate(run, progress=_progress(), attacks=args.attacks)
     _write_json(run.path / "eval.json", result)
     print(overview(result))

@@ -112,6 +112,22 @@ def test_bad_union_specs_are_refused_before_fitting(tiny_config, spec, message):
         tiny_config.with_union(spec)
 
 
+def test_union_defaults_per_dataset():
+    """`abstain fit` and `abstain demo` take RunConfig.for_dataset: MNIST's guard is msp 0.95 +
+    the recentred layer score 0.05 (issue #6's trade, README "Probes"); FashionMNIST's the
+    Union's own default, which a bare RunConfig() keeps as well."""
+    from abstain.detectors.union import Union
+    from abstain.run import RunConfig
+    assert RunConfig.for_dataset("mnist").instances()["union"] == (
+        "union", {"parts": ["msp", "mahalanobis_layers_centred"], "shares": [0.95, 0.05]})
+    for cfg in (RunConfig.for_dataset("fashion_mnist"), RunConfig()):
+        kind, params = cfg.instances()["union"]
+        union = Union(**params)
+        assert kind == "union" and list(union.parts) == ["msp", "mahalanobis_layers"] and list(union.shares) == [0.8, 0.2]
+    # everything else of MNIST's defaults is the bare config's
+    assert RunConfig.for_dataset("mnist").variants.keys() - {"union"} == RunConfig().variants.keys()
+
+
 def test_union_of_other_parts(tiny_config):
     cfg = tiny_config.with_union({"msp": 0.8, "complexity": 0.2})
     kind, params = cfg.instances()["union"]
