@@ -85,6 +85,14 @@ def result_rows(run: Run, test: SetScores, failure: SetScores) -> list[dict]:
     return rows
 
 
+def guard_parts(guard) -> dict:
+    """{"parts": {part: share}} when the guard's detector combines others (`union`), else {}."""
+    det = guard.detectors[guard.detector]
+    if not hasattr(det, "parts"):
+        return {}
+    return {"parts": {p: float(share) for p, share in zip(det.parts, det.shares)}}
+
+
 def summarise(run: Run, sets: list[SetScores], failures: list[SetScores], y_test: np.ndarray) -> dict:
     """`sets`: the test set, then OOD sets (confidence table, acceptance); `failures`: the rest."""
     test = sets[0]
@@ -99,6 +107,7 @@ def summarise(run: Run, sets: list[SetScores], failures: list[SetScores], y_test
         "temperature": float(getattr(guard.detectors.get("temperature"), "temperature_", float("nan"))),
         "confidence_table": {s.name: confidence_table(s.max_softmax) for s in sets},
         "guard": {"detector": guard.detector, "threshold": guard.threshold_, "target_accept": guard.accept,
+                  **guard_parts(guard),
                   "accepted": {s.name: float(guard.decide(s.scores[guard.detector]).mean()) for s in sets},
                   # the share of the test mistakes / successful adversarial images it lets through
                   "accepted_failures": {f: float(guard.decide(fail[guard.detector]).mean())

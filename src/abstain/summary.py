@@ -38,11 +38,19 @@ def attack_lines(result: dict) -> str:
             f"({a['steps']} steps for the iterative ones); success rates: {rates}\n")
 
 
+def guard_label(guard: dict) -> str:
+    """"union (msp 0.95, mahalanobis_layers_centred 0.05)" for a combination, else the detector."""
+    parts = guard.get("parts")
+    if not parts:
+        return guard["detector"]
+    return f"{guard['detector']} ({', '.join(f'{p} {share:g}' for p, share in parts.items())})"
+
+
 def overview(result: dict) -> str:
     g = result["guard"]
     acc = ", ".join(f"{k} {100 * v:.1f}%" for k, v in {**g["accepted"], **g.get("accepted_failures", {})}.items())
     return (f"classifier test accuracy {100 * result['accuracy']:.2f}%   ECE {result['ece']:.4f}\n"
-            f"guard: {g['detector']} >= {g['threshold']:.4g} (set to accept {100 * g['target_accept']:.0f}% "
+            f"guard: {guard_label(g)} >= {g['threshold']:.4g} (set to accept {100 * g['target_accept']:.0f}% "
             f"of validation images)\naccepted: {acc}\n\n{confidence_lines(result)}\n\n"
             f"{results_table(result, 'auroc')}\n\n{results_table(result, 'fpr95')}\n"
             "FPR95 = share of OOD inputs accepted when 95% of test digits are accepted. * = guard's detector\n"

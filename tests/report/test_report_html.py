@@ -144,6 +144,9 @@ def test_header_shows_accuracy_and_guard_acceptance(built):
     summary = _section(text, "summary")
     assert fmt_pct(result["accuracy"], 2) in summary
     assert result["guard"]["detector"] in summary
+    # the union guard names its parts and shares (the tiny run keeps Union's own default)
+    assert result["guard"]["parts"] == {"msp": 0.8, "mahalanobis_layers": 0.2}
+    assert "union (msp 0.8, mahalanobis_layers 0.2)" in summary
     for name, share in {**result["guard"]["accepted"], **result["guard"]["accepted_failures"]}.items():
         assert f'<td class="name">{name}</td>' in summary and fmt_pct(share) in summary
     assert "mistakes" in result["guard"]["accepted_failures"]

@@ -112,6 +112,13 @@ def test_bad_union_specs_are_refused_before_fitting(tiny_config, spec, message):
         tiny_config.with_union(spec)
 
 
+def test_overview_names_the_union_parts(tiny_eval):
+    from abstain.summary import guard_label, overview
+    result, _ = tiny_eval
+    assert "guard: union (msp 0.8, mahalanobis_layers 0.2) >= " in overview(result)
+    assert guard_label({"detector": "msp", "threshold": 0.5}) == "msp"      # one-detector guards: no parts
+
+
 def test_union_defaults_per_dataset():
     """`abstain fit` and `abstain demo` take RunConfig.for_dataset: MNIST's guard is msp 0.95 +
     the recentred layer score 0.05 (issue #6's trade, README "Probes"); FashionMNIST's the

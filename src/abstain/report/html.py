@@ -8,6 +8,8 @@ import base64
 import html
 import math
 
+from ..summary import guard_label
+
 SEED_FASHION_ROW = {">0.99": 0.634, ">0.95": 0.743, ">0.75": 0.889}
 KIND_ORDER = ("mistakes", "attack", "dataset", "far", "transform", "shift")
 KIND_TITLES = {
@@ -89,7 +91,7 @@ def header(run_path: str, result: dict) -> str:
     facts = [("run", run_path), ("dataset", result["dataset"]),
              ("test accuracy", fmt_pct(result["accuracy"], 2)),
              ("expected calibration error (ECE, 15 bins)", fmt_num(result["ece"], 4)),
-             ("guard detector", g["detector"]), ("guard threshold", f"{g['threshold']:.6g}"),
+             ("guard detector", guard_label(g)), ("guard threshold", f"{g['threshold']:.6g}"),
              ("calibrated to accept", f"{fmt_pct(g['target_accept'])} of validation images")]
     top = "<table>" + "".join(_row([f'<th class="name">{esc(k)}</th>', f"<td>{esc(v)}</td>"])
                               for k, v in facts) + "</table>"
