@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
 HOME = Path(os.environ.get("ABSTAIN_HOME", Path.home() / ".cache/abstain"))
 #: the run's ABS training settings this bench can change (each a --option of the same name)
-TRAIN_OPTIONS = ("shift", "batch_size", "schedule", "distort")
+TRAIN_OPTIONS = ("shift", "batch_size", "schedule", "distort", "patience")
 CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
          Inference(1000, 4, 0.1), Inference(1000, 4, 0.1, 3), Inference(1000, 10, 0.05, 3),
          Inference(8000, 10, 0.05, 3), Inference(8000, 5, 0.05, 3), Inference(8000, 10, 0.05, 2),
@@ -48,14 +48,15 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
 
 def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = None,
                 schedule: str | None = None, distort: float | None = None,
-                with_val: bool = False, beta: float | None = None) -> tuple[ABS, dict]:
+                with_val: bool = False, beta: float | None = None,
+                patience: int | None = None) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
     `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
     reference trained on all 60,000); the weights kept are then those of the lowest loss on
     validation images the VAEs have seen, so near the last epoch's."""
     base = RunConfig().abs_train
-    given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort)))
+    given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
     suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in given if getattr(cfg, k) != getattr(base, k))
     model_cfg = RunConfig().abs if beta is None else replace(RunConfig().abs, beta=beta)
@@ -135,6 +136,9 @@ def main() -> None:
                     help="learning-rate schedule (abstain's default: %(default)s)")
     ap.add_argument("--distort", type=float, default=RunConfig().abs_train.distort,
                     help="probability of each zoom / shear / elastic distortion (abstain's default: %(default)s)")
+    ap.add_argument("--patience", type=int, default=RunConfig().abs_train.patience,
+                    help="stop after this many epochs without a lower validation loss (abstain's default: "
+                         "%(default)s; a long one-cycle schedule with a small --beta can stop early)")
     ap.add_argument("--with-val", action="store_true",
                     help="train on the training and validation images (60,000, as the reference); default: training only")
     ap.add_argument("--class-scales", type=int, default=0, metavar="N",
@@ -148,7 +152,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
-                                  args.with_val, args.beta)
+                                  args.with_val, args.beta, args.patience)
     data = load_dataset("mnist")
     # the scales are fitted after training and leave the weights alone, so the cached weights serve
     scales = fit_class_scales(model, data.x_val, data.y_val, max_images=args.class_scales) \
@@ -178,7 +182,7 @@ def main() -> None:
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
-        "train_distort": args.distort, "abs_beta": args.beta, "train_images": 60000 if args.with_val else 50000,
+        "train_distort": args.distort, "train_patience": args.patience, "abs_beta": args.beta, "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
