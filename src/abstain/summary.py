@@ -39,7 +39,8 @@ def attack_lines(result: dict) -> str:
 
 
 def guard_label(guard: dict) -> str:
-    """"union (msp 0.95, mahalanobis_layers_centred 0.05)" for a combination, else the detector."""
+    """The guard's name as printed: with its parts and shares for a combination, e.g.
+    'union (msp 0.95, mahalanobis_layers_centred 0.05)'; else the detector's name."""
     parts = guard.get("parts")
     if not parts:
         return guard["detector"]
