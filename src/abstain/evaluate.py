@@ -86,9 +86,10 @@ def result_rows(run: Run, test: SetScores, failure: SetScores) -> list[dict]:
 
 
 def guard_parts(guard) -> dict:
-    """{"parts": {part: share}} when the guard's detector combines others (`union`), else {}."""
+    """{"parts": {part: share}} when the guard's detector combines others (input "scores", as
+    `union`), else {}."""
     det = guard.detectors[guard.detector]
-    if not hasattr(det, "parts"):
+    if det.input != "scores":
         return {}
     return {"parts": {p: float(share) for p, share in zip(det.parts, det.shares)}}
 
