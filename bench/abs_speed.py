@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -33,7 +33,7 @@ from abstain.models.classifier import CNN, ClassifierConfig
 from abstain.run import RunConfig
 from abstain.tensors import to_tensor
 from abstain.train import SCHEDULES
-from abstain.train_abs import fit_class_scales, train_abs
+from abstain.train_abs import finetune_decoders, fit_class_scales, train_abs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
@@ -49,12 +49,13 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
 def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = None,
                 schedule: str | None = None, distort: float | None = None,
                 with_val: bool = False, beta: float | None = None,
-                patience: int | None = None) -> tuple[ABS, dict]:
+                patience: int | None = None, finetune: int = 0) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
     `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
     reference trained on all 60,000); the weights kept are then those of the lowest loss on
-    validation images the VAEs have seen, so near the last epoch's."""
+    validation images the VAEs have seen, so near the last epoch's. `finetune` > 0: that model's
+    decoders then finetuned for that many steps (`abstain fit --abs-finetune`), cached apart."""
     base = RunConfig().abs_train
     given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
@@ -69,8 +70,20 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
         if with_val:
             x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
         return train_abs(model, x, y, data.x_val, data.y_val, cfg, progress=True)
-    return load_or_train(path, ABS, model_cfg, {"train": cfg}, train,
-                         want={"train_images": "train+val"} if with_val else None)
+    want = {"train_images": "train+val"} if with_val else None
+    if finetune <= 0:
+        return load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)
+    base, base_training = load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)
+
+    def tune(model):
+        model.load_state_dict(base.state_dict())
+        data = load_dataset("mnist")
+        x, y = data.x_train, data.y_train
+        if with_val:
+            x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
+        return {**base_training, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
+    return load_or_train(path.with_name(f"{path.stem}_ft{finetune}.safetensors"), ABS,
+                         replace(model_cfg, finetune_steps=finetune), {"train": cfg}, tune, want=want)
 
 
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
@@ -144,6 +157,9 @@ def main() -> None:
     ap.add_argument("--class-scales", type=int, default=0, metavar="N",
                     help="fit the class scales on N validation images after training, as "
                          "`abstain fit --abs-class-scales N` (0: none)")
+    ap.add_argument("--finetune", type=int, default=0, metavar="STEPS",
+                    help="then finetune the decoders for STEPS steps, as `abstain fit --abs-finetune STEPS` "
+                         "(beyond the reference; 0: none)")
     ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
                     help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
     ap.add_argument("--threads", type=int, default=2)
@@ -152,7 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
-                                  args.with_val, args.beta, args.patience)
+                                  args.with_val, args.beta, args.patience, args.finetune)
     data = load_dataset("mnist")
     # the scales are fitted after training and leave the weights alone, so the cached weights serve
     scales = fit_class_scales(model, data.x_val, data.y_val, max_images=args.class_scales) \
@@ -163,12 +179,14 @@ def main() -> None:
     faithful = measure(model, MODES["faithful"], data.x_test[:nf], data.y_test[:nf])
     fast_same = measure(model, MODES["fast"], data.x_test[:nf], data.y_test[:nf])
     fast_all = measure(model, MODES["fast"], data.x_test, data.y_test)
+    # settings such as --finetune were chosen on validation images: their accuracy, beside the test's
+    fast_val = measure(model, MODES["fast"], data.x_val[:2000], data.y_val[:2000])
     # the curve (from which the fast mode was chosen) runs on validation images, not test images
     curve = [measure(model, inf, data.x_val[:args.n_curve], data.y_val[:args.n_curve])
              for inf in CURVE] if args.n_curve > 0 else []
     noise = noise_confidence(model, cnn, make_ood("uniform_noise", n=2000, seed=0))
     agree = float((faithful["pred"] == fast_same["pred"]).mean())
-    for r in (faithful, fast_same, fast_all, *curve):
+    for r in (faithful, fast_same, fast_all, fast_val, *curve):
         r.pop("pred")
     res = {
         "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}"
@@ -176,15 +194,18 @@ def main() -> None:
                              if getattr(args, k) != getattr(RunConfig().abs_train, k))
                    + (" --with-val" if args.with_val else "")
                    + (f" --beta {args.beta:g}" if args.beta != RunConfig().abs.beta else "")
+                   + (f" --finetune {args.finetune}" if args.finetune else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
-        "train_distort": args.distort, "train_patience": args.patience, "abs_beta": args.beta, "train_images": 60000 if args.with_val else 50000,
+        "train_distort": args.distort, "train_patience": args.patience, "abs_beta": args.beta,
+        "finetune_steps": args.finetune, "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
+        "fast_first_2000_validation": fast_val,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
         "fast_faithful_agreement": agree,
         "speedup_fast_over_faithful": fast_same["images_per_second"] / faithful["images_per_second"],

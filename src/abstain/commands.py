@@ -67,6 +67,8 @@ def cmd_fit(args) -> int:
         raise InputError(f"--accept must lie strictly between 0 and 1, got {args.accept}")
     if args.abs_class_scales < 0:
         raise InputError(f"--abs-class-scales must be >= 0, got {args.abs_class_scales}")
+    if args.abs_finetune < 0:
+        raise InputError(f"--abs-finetune must be >= 0, got {args.abs_finetune}")
     if not 0 <= args.background_mutation < 1:
         raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
     if args.union is not None:
@@ -78,7 +80,8 @@ def cmd_fit(args) -> int:
                   background=replace(base.background, mutation=args.background_mutation),
                   background_train=replace(base.background_train, epochs=args.background_epochs,
                                            weight_decay=args.background_weight_decay, **both),
-                  abs=replace(base.abs, beta=args.abs_beta, scale_fit_images=args.abs_class_scales),
+                  abs=replace(base.abs, beta=args.abs_beta, scale_fit_images=args.abs_class_scales,
+                              finetune_steps=args.abs_finetune),
                   abs_train=replace(base.abs_train, epochs=args.abs_epochs, **both))
     t0 = time.time()
     run = fit_run(args.run, cfg, progress=_progress(), force=args.force)

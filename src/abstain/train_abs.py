@@ -1,13 +1,20 @@
 """Training the ten per-class VAEs of an ABS model: each sees only its own class."""
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import asdict
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .models.abs import ABS, Inference
 from .tensors import to_tensor
 from .train import TrainConfig, _fit, augment
+
+log = logging.getLogger(__name__)
 
 
 def _by_class(y: np.ndarray, classes: int) -> list[np.ndarray]:
@@ -40,8 +47,9 @@ def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val
     (`cfg.batch_size` images each, shifted by up to `cfg.shift` pixels, distorted with probability
     `cfg.distort`). One epoch passes over
     the largest class once; smaller classes are spread over the same number of batches.
-    Keeps the weights with the lowest validation loss; then, if the model's
-    `scale_fit_images` > 0, fits its class scales on that many validation images
+    Keeps the weights with the lowest validation loss; then, if the model's `finetune_steps`
+    > 0, finetunes the decoders on the same training images (:func:`finetune_decoders`); then,
+    if its `scale_fit_images` > 0, fits its class scales on that many validation images
     (:func:`fit_class_scales`)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -58,6 +66,8 @@ def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val
 
     result = _fit(model, n, step, lambda: -mean_abs_loss(model, x_val, y_val, cfg.seed), cfg, progress,
                   "ABS VAEs", "val_neg_loss")
+    if model.config.finetune_steps > 0:
+        result["finetune"] = finetune_decoders(model, x, y, cfg.seed, progress)
     if model.config.scale_fit_images > 0:
         result["class_scales"] = fit_class_scales(model, x_val, y_val, max_images=model.config.scale_fit_images)
     return result
@@ -98,3 +108,70 @@ def fit_class_scales(model: ABS, x: np.ndarray, y: np.ndarray, mode: str | Infer
     return {"scales": [round(float(v), 4) for v in a], "images": len(x), "mode": str(mode),
             "accuracy_before": float(((-losses).argmax(1) == target).double().mean()),
             "accuracy_after": float(((-a * losses).argmax(1) == target).double().mean())}
+
+
+#: finetuning's batches, its inference (fast mode with 1,000 prototypes) and how often (steps) the
+#: prototypes are decoded afresh; in between they are searched as decoded a few steps earlier and
+#: the Adam steps on z, from the current decoders, make up for the difference
+FINETUNE_BATCH = 100
+FINETUNE_INFERENCE = Inference(1000, 10, 0.05, 3)
+FINETUNE_REFRESH = 10
+
+
+def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, progress: bool = False) -> dict:
+    """Discriminative finetuning of the ten decoders (beyond the reference, whose finetuning is
+    one scale per class): `model.config.finetune_steps` Adam steps (learning rate
+    `finetune_lr`, cosine decay to 0) on batches of `FINETUNE_BATCH` random training images
+    minimising, per image of class y,
+
+        s * (own-class VAE loss) / 784  +  w * cross-entropy(softmax(-s l(x)), y),
+
+    s the confidence scale (440), w `finetune_weight`, l_c(x) = (||x - G_c(z*_c)||^2 +
+    1/2 ||z*_c||^2) / 784 the class losses at the optimum z* that `FINETUNE_INFERENCE` finds (z*
+    held fixed: Danskin's gradient, to the decoder weights). The generative term keeps each decoder
+    a model of its own class; the cross-entropy pushes a class's decoder away from the images
+    of other classes it explains too well. Encoders and BatchNorm statistics stay as trained
+    (eval mode). Returns the summary (mean cross-entropy and batch accuracy per 50 steps)."""
+    cfg = model.config
+    steps, classes = cfg.finetune_steps, cfg.classes
+    if steps <= 0:
+        raise ValueError(f"finetune_decoders: finetune_steps must be > 0, got {steps}")
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.eval()
+    params = [p for vae in model.vaes for p in vae.decoder.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.finetune_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    n_protos = FINETUNE_INFERENCE.prototypes
+    history, ce_sum, hits, seen = [], 0.0, 0, 0
+    bar = tqdm(range(steps), disable=not progress, desc="ABS finetuning", leave=False)
+    for i in bar:
+        if i % FINETUNE_REFRESH == 0:
+            protos = model.prototypes(n_protos)          # kept while the weights move on
+        rows = rng.choice(len(x), size=min(FINETUNE_BATCH, len(x)), replace=False)
+        xb, yb = to_tensor(x[rows]).flatten(1), torch.from_numpy(np.asarray(y[rows])).long()
+        idx = model.nearest_prototypes(xb, n_protos, protos)
+        z, _ = model.solve(xb, FINETUNE_INFERENCE, start=protos[0][idx])
+        recs = torch.stack([torch.sigmoid(model.vaes[c].decoder(z[:, c, :, None, None])).flatten(1)
+                            for c in range(classes)], 1)
+        losses = ((xb[:, None] - recs).pow(2).sum(-1) + 0.5 * z.pow(2).sum(-1)) / 784
+        ce = F.cross_entropy(-cfg.confidence_scale * losses, yb)
+        gen = sum(model.vaes[c].loss(xb[yb == c].view(-1, 1, 28, 28), cfg.beta).sum()
+                  for c in range(classes) if bool((yb == c).any())) / len(yb) / 784
+        loss = cfg.confidence_scale * gen + cfg.finetune_weight * ce
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        ce_sum, hits, seen = ce_sum + ce.item() * len(yb), hits + int((losses.argmin(1) == yb).sum()), seen + len(yb)
+        bar.set_postfix(ce=f"{ce.item():.3f}")
+        if (i + 1) % 50 == 0 or i + 1 == steps:
+            history.append({"step": i + 1, "cross_entropy": round(ce_sum / seen, 4),
+                            "batch_accuracy": round(hits / seen, 4)})
+            log.info("ABS finetuning step %d: cross-entropy %.4f", i + 1, ce_sum / seen)
+            ce_sum, hits, seen = 0.0, 0, 0
+    model.eval()
+    return {"steps": steps, "lr": cfg.finetune_lr, "weight": cfg.finetune_weight,
+            "batch_size": FINETUNE_BATCH, "inference": asdict(FINETUNE_INFERENCE),
+            "history": history, "seconds": round(time.perf_counter() - start, 1)}

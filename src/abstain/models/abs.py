@@ -22,6 +22,10 @@ scalar per class, fitted after training by cross-entropy on validation images wh
 1, so the confidence scale keeps its meaning); all ones otherwise, and in checkpoints written
 before they existed.
 
+Beyond the reference, ``ABSConfig.finetune_steps`` > 0 finetunes the ten decoders themselves after
+training (:func:`abstain.train_abs.finetune_decoders`): the generative loss plus a cross-entropy on
+the class losses at the inferred optimum z* (Danskin's gradient, now to the weights). Off by default.
+
 ``forward`` recomputes l at the detached optimum z*, so autograd gives Danskin's gradient
 d(a_y l_y)/dx = 2 a_y (x - G_y(z*)) / 784 and white-box attacks run on ABS.
 """
@@ -51,6 +55,12 @@ class ABSConfig:
     #: validation images the class scales a_y are fitted on after training (the reference's
     #: discriminative finetuning; train_abs.fit_class_scales); 0: no fit, every a_y = 1
     scale_fit_images: int = 0
+    #: discriminative finetuning of the ten decoders after training (beyond the reference; see
+    #: train_abs.finetune_decoders): steps of `FINETUNE_BATCH` training images, Adam learning
+    #: rate (cosine decay to 0), weight of the cross-entropy against the generative loss; 0 steps: none
+    finetune_steps: int = 0
+    finetune_lr: float = 1e-3
+    finetune_weight: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -247,21 +257,28 @@ class ABS(nn.Module):
         return self._cached(("prototypes", n), build)
 
     @torch.no_grad()
-    def nearest_prototypes(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """x (N, 784) -> for each class, the index of the prototype with the lowest loss (N, C)."""
-        _, images, const = self.prototypes(n)
+    def nearest_prototypes(self, x: torch.Tensor, n: int, prototypes: tuple | None = None) -> torch.Tensor:
+        """x (N, 784) -> for each class, the index of the prototype with the lowest loss (N, C).
+        `prototypes`: a (latents, images, prior terms) triple as `prototypes(n)` returns, used
+        instead of the model's own (finetuning searches ones decoded a few steps earlier)."""
+        _, images, const = self.prototypes(n) if prototypes is None else prototypes
         # ||x - g||^2 + 1/2 ||z||^2 = ||x||^2 - 2 x.g + (||g||^2 + 1/2 ||z||^2); ||x||^2 is shared
         scores = const[None] - 2.0 * torch.einsum("np,ckp->nck", x.to(images), images)
         return scores.argmin(-1)
 
     @torch.no_grad()
-    def solve(self, x: torch.Tensor, inference: Inference) -> tuple[torch.Tensor, torch.Tensor]:
+    def solve(self, x: torch.Tensor, inference: Inference,
+              start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The optimum latent of every class for images x (N, 784) and its decoding:
-        z* (N, C, L), G(z*) (N, C, 784); no gradient anywhere."""
+        z* (N, C, L), G(z*) (N, C, 784); no gradient anywhere. `start` (N, C, L): latents to
+        start the steps from instead of the best prototypes (decoded afresh)."""
         c = self.config.classes
-        idx = self.nearest_prototypes(x, inference.prototypes)
-        z0, images, _ = self.prototypes(inference.prototypes)
-        z, rec = z0[idx], images[torch.arange(c), idx]     # the cache already holds G(z0)
+        if start is None:
+            idx = self.nearest_prototypes(x, inference.prototypes)
+            z0, images, _ = self.prototypes(inference.prototypes)
+            z, rec = z0[idx], images[torch.arange(c), idx]     # the cache already holds G(z0)
+        else:
+            z, rec = start.clone(), self.generate(start)
         if inference.steps == 0:
             return z, rec
         k = min(inference.refine or c, c)

@@ -1,0 +1,82 @@
+"""Discriminative finetuning of ABS's decoders (beyond the reference): what it changes, that it
+lowers the class losses' cross-entropy on digits it did not see, and how it is asked for."""
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from abstain.cli import main
+from abstain.models.abs import ABS, ABSConfig, Inference
+from abstain.tensors import to_tensor
+from abstain.train import TrainConfig
+from abstain.train_abs import FINETUNE_INFERENCE, finetune_decoders, train_abs
+
+SMALL = Inference(prototypes=300, steps=5, lr=0.05, refine=3)
+
+
+def cross_entropy(model: ABS, x, y) -> float:
+    with torch.no_grad():
+        losses = model.with_mode(SMALL).class_losses(to_tensor(x))
+    return float(F.cross_entropy(-model.config.confidence_scale * losses, torch.from_numpy(y).long()))
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_run, mnist):
+    before = tiny_run.models["abs"].eval()
+    after = copy.deepcopy(before)
+    after.config = replace(after.config, finetune_steps=12)
+    info = finetune_decoders(after, mnist.x_train[:3000], mnist.y_train[:3000])
+    return before, after, info
+
+
+def test_runs_do_not_finetune_by_default(tiny_run):
+    assert tiny_run.models["abs"].config.finetune_steps == 0
+
+
+def test_only_the_decoder_weights_move(tuned):
+    before, after, info = tuned
+    assert info["steps"] == 12 and info["history"][-1]["step"] == 12
+    for old, new in zip(before.vaes, after.vaes):
+        assert all(torch.equal(a, b) for a, b in zip(old.encoder.state_dict().values(),
+                                                     new.encoder.state_dict().values()))
+        moved = [not torch.equal(a, b) for a, b in zip(old.decoder.parameters(), new.decoder.parameters())]
+        assert all(moved)
+        for a, b in zip(old.decoder.buffers(), new.decoder.buffers()):     # BatchNorm statistics
+            assert torch.equal(a, b)
+
+
+def test_it_lowers_the_cross_entropy_on_held_out_digits(tuned, mnist):
+    before, after, _ = tuned
+    x, y = mnist.x_val[:400], mnist.y_val[:400]
+    ce_before, ce_after = cross_entropy(before, x, y), cross_entropy(after, x, y)
+    assert ce_after < 0.95 * ce_before, (ce_before, ce_after)
+
+
+def test_solve_from_given_latents_matches_the_prototype_start(tiny_run, mnist):
+    model = tiny_run.models["abs"].eval()
+    x = to_tensor(mnist.x_test[:20]).flatten(1)
+    protos = model.prototypes(FINETUNE_INFERENCE.prototypes)
+    idx = model.nearest_prototypes(x, FINETUNE_INFERENCE.prototypes)
+    torch.testing.assert_close(idx, model.nearest_prototypes(x, FINETUNE_INFERENCE.prototypes, protos))
+    z, rec = model.solve(x, FINETUNE_INFERENCE)
+    z2, rec2 = model.solve(x, FINETUNE_INFERENCE, start=protos[0][idx])
+    torch.testing.assert_close(z2, z, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(rec2, rec, rtol=1e-4, atol=1e-4)
+
+
+def test_training_finetunes_when_the_config_asks(mnist):
+    m = ABS(ABSConfig(finetune_steps=2))
+    result = train_abs(m, mnist.x_train[:1000], mnist.y_train[:1000], mnist.x_val[:300], mnist.y_val[:300],
+                       TrainConfig(epochs=1, batch_size=32, lr=3e-3))
+    assert result["finetune"]["steps"] == 2 and result["finetune"]["history"][0]["step"] == 2
+    with pytest.raises(ValueError, match="finetune_steps"):
+        finetune_decoders(ABS(), mnist.x_train[:100], mnist.y_train[:100])
+
+
+def test_cli_refuses_a_negative_step_count(tmp_path, capsys):
+    assert main(["fit", "--dataset", "mnist", "--run", str(tmp_path / "r"), "--abs-finetune", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--abs-finetune" in err[0]
+    assert not (tmp_path / "r").exists()
