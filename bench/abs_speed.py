@@ -73,15 +73,15 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     want = {"train_images": "train+val"} if with_val else None
     if finetune <= 0:
         return load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)
-    base, base_training = load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)
+    trained, trained_summary = load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)
 
     def tune(model):
-        model.load_state_dict(base.state_dict())
+        model.load_state_dict(trained.state_dict())
         data = load_dataset("mnist")
         x, y = data.x_train, data.y_train
         if with_val:
             x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
-        return {**base_training, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
+        return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
     return load_or_train(path.with_name(f"{path.stem}_ft{finetune}.safetensors"), ABS,
                          replace(model_cfg, finetune_steps=finetune), {"train": cfg}, tune, want=want)
 
