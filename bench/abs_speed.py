@@ -64,11 +64,15 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     suffix += f"_beta{model_cfg.beta:g}" if model_cfg.beta != RunConfig().abs.beta else ""
     path = HOME / "bench" / f"abs_e{epochs}{suffix}{'_trainval' if with_val else ''}.safetensors"
 
-    def train(model):
+    def images():
         data = load_dataset("mnist")
         x, y = data.x_train, data.y_train
         if with_val:
             x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
+        return data, x, y
+
+    def train(model):
+        data, x, y = images()
         return train_abs(model, x, y, data.x_val, data.y_val, cfg, progress=True)
     want = {"train_images": "train+val"} if with_val else None
     if finetune <= 0:
@@ -77,10 +81,7 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
 
     def tune(model):
         model.load_state_dict(trained.state_dict())
-        data = load_dataset("mnist")
-        x, y = data.x_train, data.y_train
-        if with_val:
-            x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
+        _, x, y = images()
         return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
     return load_or_train(path.with_name(f"{path.stem}_ft{finetune}.safetensors"), ABS,
                          replace(model_cfg, finetune_steps=finetune), {"train": cfg}, tune, want=want)

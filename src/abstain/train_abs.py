@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .models.abs import ABS, Inference
+from .models.abs import ABS, PIXELS, Inference
 from .tensors import to_tensor
 from .train import TrainConfig, _fit, augment
 
@@ -136,10 +136,22 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
     steps, classes = cfg.finetune_steps, cfg.classes
     if steps <= 0:
         raise ValueError(f"finetune_decoders: finetune_steps must be > 0, got {steps}")
-    start = time.perf_counter()
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model.eval()
+    encoders = [p for vae in model.vaes for p in vae.encoder.parameters()]
+    for p in encoders:                   # not trained here: no gradient to compute for them
+        p.requires_grad_(False)
+    try:
+        return _finetune(model, x, y, np.random.default_rng(seed), progress)
+    finally:
+        for p in encoders:
+            p.requires_grad_(True)
+
+
+def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, progress: bool) -> dict:
+    start = time.perf_counter()
+    cfg = model.config
+    steps, classes = cfg.finetune_steps, cfg.classes
     params = [p for vae in model.vaes for p in vae.decoder.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.finetune_lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -153,12 +165,11 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
         xb, yb = to_tensor(x[rows]).flatten(1), torch.from_numpy(np.asarray(y[rows])).long()
         idx = model.nearest_prototypes(xb, n_protos, protos)
         z, _ = model.solve(xb, FINETUNE_INFERENCE, start=protos[0][idx])
-        recs = torch.stack([torch.sigmoid(model.vaes[c].decoder(z[:, c, :, None, None])).flatten(1)
-                            for c in range(classes)], 1)
-        losses = ((xb[:, None] - recs).pow(2).sum(-1) + 0.5 * z.pow(2).sum(-1)) / 784
+        recs = torch.stack([model.vaes[c].decode(z[:, c]).flatten(1) for c in range(classes)], 1)
+        losses = ABS._losses(xb, z, recs)                # l at z*, gradient to the decoders
         ce = F.cross_entropy(-cfg.confidence_scale * losses, yb)
         gen = sum(model.vaes[c].loss(xb[yb == c].view(-1, 1, 28, 28), cfg.beta).sum()
-                  for c in range(classes) if bool((yb == c).any())) / len(yb) / 784
+                  for c in range(classes) if bool((yb == c).any())) / len(yb) / PIXELS
         loss = cfg.confidence_scale * gen + cfg.finetune_weight * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()

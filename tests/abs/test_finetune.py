@@ -38,6 +38,7 @@ def test_runs_do_not_finetune_by_default(tiny_run):
 def test_only_the_decoder_weights_move(tuned):
     before, after, info = tuned
     assert info["steps"] == 12 and info["history"][-1]["step"] == 12
+    assert all(p.requires_grad for p in after.parameters())        # encoders handed back trainable
     for old, new in zip(before.vaes, after.vaes):
         assert all(torch.equal(a, b) for a, b in zip(old.encoder.state_dict().values(),
                                                      new.encoder.state_dict().values()))

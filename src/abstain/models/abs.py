@@ -106,12 +106,17 @@ class ClassVAE(nn.Module):
             nn.ConvTranspose2d(16, 16, 5, 2), nn.BatchNorm2d(16), nn.ELU(),    # 16 x 25 x 25
             nn.ConvTranspose2d(16, 1, 4))                                      # 1 x 28 x 28 (logit)
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (N, L) -> images (N, 1, 28, 28) in [0, 1], through the module's own layers
+        (gradient to the weights; the inference path `ABS.generate` folds BatchNorm instead)."""
+        return torch.sigmoid(self.decoder(z[:, :, None, None]))
+
     def loss(self, x: torch.Tensor, beta: float) -> torch.Tensor:
         """x (N, 1, 28, 28) -> squared error + beta * KL of one posterior sample, (N,)."""
         mu, logvar = self.encoder(x).flatten(1).chunk(2, dim=1)
         logvar = logvar.clamp(-12.0, 8.0)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        rec = torch.sigmoid(self.decoder(z[:, :, None, None]))
+        rec = self.decode(z)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return (rec - x).pow(2).flatten(1).sum(1) + beta * kl
 
