@@ -1,14 +1,15 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--fast-lr 0.05] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
 threads: faithful inference on the first N test images, fast inference on the same images and
 on all 10,000, a grid of (prototypes, steps, refined classes) on the first `--n-curve` validation images
 (the fast mode was chosen from it),
-and confidences on 2,000 uniform-noise images. Images per second are wall-clock over whole
+and confidences on 2,000 uniform-noise images. `--fast-lr` measures the fast mode with another
+Adam learning rate (abstain's own fast mode is unchanged). Images per second are wall-clock over whole
 batches with the prototype cache already built (its build time is reported apart). Writes
 bench/results/abs_speed.json and bench/results/abs_speed.png.
 """
@@ -102,9 +103,9 @@ def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> d
             "prototype_cache_seconds": round(build, 2), "pred": pred}
 
 
-def noise_confidence(model: ABS, cnn: CNN | None, noise: np.ndarray) -> dict:
+def noise_confidence(model: ABS, cnn: CNN | None, noise: np.ndarray, fast: Inference = MODES["fast"]) -> dict:
     with torch.no_grad():
-        p_abs = model.confidence(model.with_mode("fast")(to_tensor(noise))).max(1).values.numpy()
+        p_abs = model.confidence(model.with_mode(fast)(to_tensor(noise))).max(1).values.numpy()
         out = {"n": len(noise), "abs_fast_max": float(p_abs.max()), "abs_fast_mean": float(p_abs.mean())}
         few = to_tensor(noise[:200])
         p_f = model.confidence(model.with_mode("faithful")(few)).max(1).values.numpy()
@@ -163,6 +164,8 @@ def main() -> None:
                          "(beyond the reference; 0: none)")
     ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
                     help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
+    ap.add_argument("--fast-lr", type=float, default=MODES["fast"].lr,
+                    help="Adam learning rate of the fast mode measured here (abstain's fast mode: %(default)s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -177,15 +180,16 @@ def main() -> None:
     cnn_path = Path(args.cnn_run) / "classifier.safetensors"
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
     nf = args.n_faithful
+    fast = replace(MODES["fast"], lr=args.fast_lr)
     faithful = measure(model, MODES["faithful"], data.x_test[:nf], data.y_test[:nf])
-    fast_same = measure(model, MODES["fast"], data.x_test[:nf], data.y_test[:nf])
-    fast_all = measure(model, MODES["fast"], data.x_test, data.y_test)
+    fast_same = measure(model, fast, data.x_test[:nf], data.y_test[:nf])
+    fast_all = measure(model, fast, data.x_test, data.y_test)
     # settings such as --finetune were chosen on validation images: their accuracy, beside the test's
-    fast_val = measure(model, MODES["fast"], data.x_val[:2000], data.y_val[:2000])
+    fast_val = measure(model, fast, data.x_val[:2000], data.y_val[:2000])
     # the curve (from which the fast mode was chosen) runs on validation images, not test images
     curve = [measure(model, inf, data.x_val[:args.n_curve], data.y_val[:args.n_curve])
              for inf in CURVE] if args.n_curve > 0 else []
-    noise = noise_confidence(model, cnn, make_ood("uniform_noise", n=2000, seed=0))
+    noise = noise_confidence(model, cnn, make_ood("uniform_noise", n=2000, seed=0), fast)
     agree = float((faithful["pred"] == fast_same["pred"]).mean())
     for r in (faithful, fast_same, fast_all, fast_val, *curve):
         r.pop("pred")
@@ -197,6 +201,7 @@ def main() -> None:
                    + (f" --beta {args.beta:g}" if args.beta != RunConfig().abs.beta else "")
                    + (f" --finetune {args.finetune}" if args.finetune else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
+                   + (f" --fast-lr {args.fast_lr:g}" if args.fast_lr != MODES["fast"].lr else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
