@@ -16,8 +16,10 @@ bench/results/abs_speed.json and bench/results/abs_speed.png.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -170,6 +172,8 @@ def main() -> None:
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
+    if not (args.fast_lr > 0 and math.isfinite(args.fast_lr)):
+        sys.exit(f"--fast-lr must be a positive number, got {args.fast_lr}")
     torch.set_num_threads(args.threads)
     model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
                                   args.with_val, args.beta, args.patience, args.finetune)
