@@ -208,9 +208,11 @@ def cmd_check(args) -> int:
         if recs is not None:
             from .explain import explain_text
             a = entries[i]["abs"]
+            loss = "al (loss l times its fitted class scale a)" if a["scaled"] else "l"
             print(f"  ABS ({args.abs_mode}): class {a['class_name']} (confidence {a['confidence']:.3f}); "
-                  "each class's best reconstruction, loss l (lower = explains it better):")
-            print(explain_text(images[i] / 255.0, recs[i], np.asarray(a["losses"]), run.guard.class_names))
+                  f"each class's best reconstruction, loss {loss} (lower = explains it better):")
+            print(explain_text(images[i] / 255.0, recs[i], np.asarray(a["losses"]), run.guard.class_names,
+                               symbol="al" if a["scaled"] else "l"))
     if args.json:
         _write_json(args.json, entries)
     png = args.explain_png or (args.json.with_suffix(".abs.png") if args.json and recs is not None else None)
@@ -221,14 +223,17 @@ def cmd_check(args) -> int:
 
 
 def _explain(run, images: np.ndarray, entries: list[dict], mode: str) -> np.ndarray:
-    """Add ABS's class, confidence and per-class losses to each entry; returns the per-class
-    reconstructions (N, C, 28, 28). One ABS solve gives both."""
+    """Add ABS's class, confidence and per-class losses to each entry (a_y l_y, with "scaled"
+    true, when the run's ABS has fitted class scales); returns the per-class reconstructions
+    (N, C, 28, 28). One ABS solve gives both."""
     from .detectors.abs import abs_explain
-    logits, probs, recs = abs_explain(run.require_abs(), images, mode)
+    model = run.require_abs()
+    logits, probs, recs = abs_explain(model, images, mode)
+    scaled = bool((model.class_scale != 1).any())       # losses are then a_y l_y, not l_y
     for entry, lg, p in zip(entries, logits, probs):
         c = int(p.argmax())
         entry["abs"] = {"class": c, "class_name": run.guard.class_names[c], "confidence": float(p.max()),
-                        "mode": mode, "losses": [float(v) for v in -lg]}
+                        "mode": mode, "losses": [float(v) for v in -lg], "scaled": scaled}
     return recs
 
 

@@ -1,6 +1,6 @@
 """Show why ABS decides what it decides: each class generator's best explanation of an input.
 
-Text: per-class loss l_y and a 14 x 14 ASCII thumbnail of each reconstruction; image: a PNG
+Text: per-class loss l_y (a_y l_y with fitted class scales) and a 14 x 14 ASCII thumbnail of each reconstruction; image: a PNG
 grid, one row per input (the input, then the ten reconstructions).
 """
 from __future__ import annotations
@@ -23,12 +23,13 @@ def thumbnail(image: np.ndarray) -> list[str]:
 
 
 def explain_text(image: np.ndarray, recs: np.ndarray, losses: np.ndarray, class_names: list[str],
-                 per_row: int = 6) -> str:
-    """The input and each class's reconstruction as ASCII thumbnails, labelled with l_y;
-    the best-explaining class is marked with *."""
+                 per_row: int = 6, symbol: str = "l") -> str:
+    """The input and each class's reconstruction as ASCII thumbnails, labelled with its loss
+    (`symbol`: "l" for l_y, "al" for a_y l_y when the class scales are fitted); the
+    best-explaining class is marked with *."""
     best = int(np.argmin(losses))
     tiles = [("input", thumbnail(image))]
-    tiles += [(f"{'*' if c == best else ' '}{class_names[c]} l={losses[c]:.4f}", thumbnail(recs[c]))
+    tiles += [(f"{'*' if c == best else ' '}{class_names[c]} {symbol}={losses[c]:.4f}", thumbnail(recs[c]))
               for c in range(len(recs))]
     lines = []
     for i in range(0, len(tiles), per_row):

@@ -9,7 +9,8 @@ from PIL import Image
 from abstain.cli import main
 from abstain.detectors import make_detector
 from abstain.errors import InputError
-from abstain.explain import thumbnail
+from abstain.commands import _explain
+from abstain.explain import explain_text, thumbnail
 from abstain.run import load_run
 
 
@@ -61,11 +62,28 @@ def test_check_explain_prints_and_draws_the_reconstructions(tiny_run, mnist, tmp
     entries = json.loads((tmp_path / "v.json").read_text())
     losses = entries[0]["abs"]["losses"]
     assert len(losses) == 10 and entries[0]["abs"]["class"] == int(np.argmin(losses))
+    assert entries[0]["abs"]["scaled"] is False and "al=" not in text      # tiny_run fits no class scales
     png = Image.open(tmp_path / "v.abs.png")
     assert png.size[0] > 11 * 56 and png.size[1] > 2 * 56
     assert main(["check", "--run", str(tiny_run.path), str(paths[0]), "--explain-png",
                  str(tmp_path / "one.png")]) == 0
     assert Image.open(tmp_path / "one.png").size[1] < png.size[1]
+
+
+def test_explain_says_when_losses_carry_fitted_class_scales(tiny_run, mnist):
+    run = load_run(tiny_run.path)
+    images, plain, scaled = mnist.x_test[:2], [{}, {}], [{}, {}]
+    _explain(run, images, plain, "faithful")          # every class refined: l_y does not depend on a_y
+    a = torch.linspace(0.9, 1.1, 10)
+    with torch.no_grad():
+        run.require_abs().class_scale.copy_(a)
+    _explain(run, images, scaled, "faithful")
+    assert plain[0]["abs"]["scaled"] is False and scaled[0]["abs"]["scaled"] is True
+    np.testing.assert_allclose(scaled[0]["abs"]["losses"], np.array(plain[0]["abs"]["losses"]) * a.numpy(),
+                               rtol=1e-4)
+    text = explain_text(images[0] / 255.0, np.zeros((10, 28, 28)), np.array(scaled[0]["abs"]["losses"]),
+                        run.guard.class_names, symbol="al")
+    assert text.count(" al=") == 10
 
 
 def test_thumbnail_pools_to_14_by_14():
