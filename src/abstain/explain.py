@@ -1,7 +1,8 @@
 """Show why ABS decides what it decides: each class generator's best explanation of an input.
 
-Text: per-class loss l_y (a_y l_y with fitted class scales) and a 14 x 14 ASCII thumbnail of each reconstruction; image: a PNG
-grid, one row per input (the input, then the ten reconstructions).
+Text: per-class loss l_y (a_y l_y with fitted class scales) and a 14 x 14 ASCII thumbnail of
+each reconstruction; image: a PNG grid, one row per input (the input, then the ten
+reconstructions).
 """
 from __future__ import annotations
 

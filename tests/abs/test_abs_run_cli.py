@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from abstain.cli import main
+from abstain.commands import _explain
 from abstain.detectors import make_detector
 from abstain.errors import InputError
-from abstain.commands import _explain
 from abstain.explain import explain_text, thumbnail
 from abstain.run import load_run
 
