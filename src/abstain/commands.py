@@ -208,11 +208,13 @@ def cmd_check(args) -> int:
         if recs is not None:
             from .explain import explain_text
             a = entries[i]["abs"]
-            loss = "al (loss l times its fitted class scale a)" if a["scaled"] else "l"
+            symbol = "al" if a["scaled"] else "l"
             print(f"  ABS ({args.abs_mode}): class {a['class_name']} (confidence {a['confidence']:.3f}); "
-                  f"each class's best reconstruction, loss {loss} (lower = explains it better):")
+                  f"each class's best reconstruction, loss {symbol}"
+                  + (" (loss l times its fitted class scale a)" if a["scaled"] else "")
+                  + " (lower = explains it better):")
             print(explain_text(images[i] / 255.0, recs[i], np.asarray(a["losses"]), run.guard.class_names,
-                               symbol="al" if a["scaled"] else "l"))
+                               symbol=symbol))
     if args.json:
         _write_json(args.json, entries)
     png = args.explain_png or (args.json.with_suffix(".abs.png") if args.json and recs is not None else None)

@@ -132,8 +132,7 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
     a model of its own class; the cross-entropy pushes a class's decoder away from the images
     of other classes it explains too well. Encoders and BatchNorm statistics stay as trained
     (eval mode). Returns the summary (mean cross-entropy and batch accuracy per 50 steps)."""
-    cfg = model.config
-    steps, classes = cfg.finetune_steps, cfg.classes
+    steps = model.config.finetune_steps
     if steps <= 0:
         raise ValueError(f"finetune_decoders: finetune_steps must be > 0, got {steps}")
     torch.manual_seed(seed)
