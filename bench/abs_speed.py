@@ -1,17 +1,18 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--fast-lr 0.05] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-lr 0.1] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
 threads: faithful inference on the first N test images, fast inference on the same images and
 on all 10,000, a grid of (prototypes, steps, refined classes) on the first `--n-curve` validation images
 (the fast mode was chosen from it),
-and confidences on 2,000 uniform-noise images. `--fast-lr` measures the fast mode with another
-Adam learning rate (abstain's own fast mode is unchanged). Images per second are wall-clock over whole
-batches with the prototype cache already built (its build time is reported apart). Writes
-bench/results/abs_speed.json and bench/results/abs_speed.png.
+and confidences on 2,000 uniform-noise images. `--fast-lr`: the fast mode's Adam learning rate
+(default abstain's: 0.1 since 2026-11-25, 0.05 before; the JSONs written before then measured
+0.05 without naming it in their command; their `inference` entries say so). Images per second
+are wall-clock over whole batches with the prototype cache already built (its build time is
+reported apart). Writes bench/results/abs_speed.json and bench/results/abs_speed.png.
 """
 from __future__ import annotations
 
@@ -52,13 +53,15 @@ CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
 def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = None,
                 schedule: str | None = None, distort: float | None = None,
                 with_val: bool = False, beta: float | None = None,
-                patience: int | None = None, finetune: int = 0) -> tuple[ABS, dict]:
+                patience: int | None = None, finetune: int = 0,
+                finetune_weight: float | None = None) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
     `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
     reference trained on all 60,000); the weights kept are then those of the lowest loss on
     validation images the VAEs have seen, so near the last epoch's. `finetune` > 0: that model's
-    decoders then finetuned for that many steps (`abstain fit --abs-finetune`), cached apart."""
+    decoders then finetuned for that many steps (`abstain fit --abs-finetune`), cached apart;
+    `finetune_weight`: the cross-entropy's weight in that finetuning (default the config's)."""
     base = RunConfig().abs_train
     given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
@@ -86,8 +89,12 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
         model.load_state_dict(trained.state_dict())
         _, x, y = images()
         return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
-    return load_or_train(path.with_name(f"{path.stem}_ft{finetune}.safetensors"), ABS,
-                         replace(model_cfg, finetune_steps=finetune), {"train": cfg}, tune, want=want)
+    tuned_cfg = replace(model_cfg, finetune_steps=finetune)
+    if finetune_weight is not None:
+        tuned_cfg = replace(tuned_cfg, finetune_weight=finetune_weight)
+    weight = f"_w{tuned_cfg.finetune_weight:g}" if tuned_cfg.finetune_weight != model_cfg.finetune_weight else ""
+    return load_or_train(path.with_name(f"{path.stem}_ft{finetune}{weight}.safetensors"), ABS,
+                         tuned_cfg, {"train": cfg}, tune, want=want)
 
 
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
@@ -164,6 +171,8 @@ def main() -> None:
     ap.add_argument("--finetune", type=int, default=0, metavar="STEPS",
                     help="then finetune the decoders for STEPS steps, as `abstain fit --abs-finetune STEPS` "
                          "(beyond the reference; 0: none)")
+    ap.add_argument("--finetune-weight", type=float, default=RunConfig().abs.finetune_weight,
+                    help="weight of the cross-entropy in that finetuning (default %(default)s)")
     ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
                     help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
     ap.add_argument("--fast-lr", type=float, default=MODES["fast"].lr,
@@ -174,9 +183,14 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.fast_lr > 0 and math.isfinite(args.fast_lr)):
         sys.exit(f"--fast-lr must be a positive number, got {args.fast_lr}")
+    if not (args.finetune_weight >= 0 and math.isfinite(args.finetune_weight)):
+        sys.exit(f"--finetune-weight must be a number >= 0, got {args.finetune_weight}")
+    if args.finetune_weight != RunConfig().abs.finetune_weight and args.finetune <= 0:
+        sys.exit("--finetune-weight needs --finetune STEPS (the weight of that finetuning)")
     torch.set_num_threads(args.threads)
     model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
-                                  args.with_val, args.beta, args.patience, args.finetune)
+                                  args.with_val, args.beta, args.patience, args.finetune,
+                                  args.finetune_weight)
     data = load_dataset("mnist")
     # the scales are fitted after training and leave the weights alone, so the cached weights serve
     scales = fit_class_scales(model, data.x_val, data.y_val, max_images=args.class_scales) \
@@ -204,15 +218,17 @@ def main() -> None:
                    + (" --with-val" if args.with_val else "")
                    + (f" --beta {args.beta:g}" if args.beta != RunConfig().abs.beta else "")
                    + (f" --finetune {args.finetune}" if args.finetune else "")
+                   + (f" --finetune-weight {args.finetune_weight:g}"
+                      if args.finetune_weight != RunConfig().abs.finetune_weight else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
-                   + (f" --fast-lr {args.fast_lr:g}" if args.fast_lr != MODES["fast"].lr else "")
+                   + f" --fast-lr {args.fast_lr:g}"   # always: the default moved (0.05 before 2026-11-25)
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
         "train_distort": args.distort, "train_patience": args.patience, "abs_beta": args.beta,
-        "finetune_steps": args.finetune, "train_images": 60000 if args.with_val else 50000,
+        "finetune_steps": args.finetune, "finetune_weight": args.finetune_weight, "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
         "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_first_2000_validation": fast_val,

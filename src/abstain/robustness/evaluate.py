@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..models.abs import MODES
 from ..tensors import to_tensor
 from .decision import decision_search, noise_check
 from .distal import DistalConfig, distal_images
@@ -45,8 +46,9 @@ class RobustnessConfig:
     slow: SearchBudget = SearchBudget(steps=10, restarts=0, search_steps=6, line_targets=2, noise_draws=1,
                                       loss="margin")
     distal: DistalConfig = DistalConfig()
-    #: the ABS inference attacked (and evaluated): "fast" (8,000 prototypes, 10 steps on the best
-    #: three classes); "faithful" is 20x slower, too slow for 200 images in 30 minutes on 2 cores
+    #: the ABS inference attacked (and evaluated): "fast" (8,000 prototypes, 10 Adam steps at rate
+    #: 0.1 on the best three classes); "faithful" is 20x slower, too slow for 200 images in 30
+    #: minutes on 2 cores. The JSON's settings name the inference ("abs_inference")
     abs_mode: str = "fast"
 
     def budget(self, name: str) -> SearchBudget:
@@ -128,6 +130,7 @@ def robustness(run, names: list[str], cfg: RobustnessConfig = RobustnessConfig()
     report: the images, each model's minimal adversarials and distal images)."""
     x, y, pool_x, pool_y, index = select(run.dataset, cfg)
     result = {"models": {}, "settings": {**asdict(cfg), "models": names, "test_indices": index.tolist(),
+                                         "abs_inference": asdict(MODES[cfg.abs_mode]),
                                          "caps": CAPS, "anchors": ANCHORS}}
     arrays = {"x": x[:, 0].numpy(), "y": y.numpy(), "models": {}}
     bar = tqdm(total=7 * len(names), desc="robustness", disable=not progress)
