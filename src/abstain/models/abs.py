@@ -79,11 +79,11 @@ class Inference:
 MODES = {
     "faithful": Inference(8000, 50, 0.05),     # the reference's inference
     #: chosen on validation images from the curve of bench/abs_speed.py: 10 steps, only for the
-    #: three classes whose best prototype explains x best; 18.7x the faithful mode's images/s and
-    #: 0.05 points below its accuracy on 2,000 test images (bench/results/abs_speed.json). Adam
-    #: rate 0.1, twice the faithful mode's, so that 10 steps travel about as far as its 50: on
-    #: validation images as accurate as 0.05 or more, and closer to the faithful mode on each of
-    #: the three models measured (README; the rate was 0.05 before 2026-11-25)
+    #: three classes whose best prototype explains x best, at Adam rate 0.1 (twice the faithful
+    #: mode's; 0.05 before 2026-11-25: on validation images 0.1 was as accurate or more, and agreed
+    #: better with the faithful mode, on each of the three models measured, README). On the
+    #: 10-epoch model: 15.0x the faithful mode's images/s, 0.10 points above its accuracy on
+    #: 2,000 test images (bench/results/abs_speed_fastlr0.1.json)
     "fast": Inference(8000, 10, 0.1, 3),
     #: prototype search alone (no steps) over 2,000 prototypes: the best prototype's loss bounds
     #: each class loss from above; what the `abs` detector scores with (8,000 prototypes ran at
