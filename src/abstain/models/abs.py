@@ -93,6 +93,15 @@ MODES = {
 }
 
 
+def resolve_mode(mode: str | Inference) -> Inference:
+    """A mode name ("faithful", "fast", "search") or an Inference -> the Inference."""
+    if isinstance(mode, Inference):
+        return mode
+    if mode not in MODES:
+        raise ValueError(f"unknown ABS mode {mode!r}; known: {', '.join(MODES)} or an Inference")
+    return MODES[mode]
+
+
 class ClassVAE(nn.Module):
     """One class's VAE (the reference architecture): 85k parameters."""
 
@@ -175,12 +184,7 @@ class ABS(nn.Module):
         return view
 
     def inference(self, mode: str | Inference | None = None) -> Inference:
-        mode = self.mode if mode is None else mode
-        if isinstance(mode, Inference):
-            return mode
-        if mode not in MODES:
-            raise ValueError(f"unknown ABS mode {mode!r}; known: {', '.join(MODES)} or an Inference")
-        return MODES[mode]
+        return resolve_mode(self.mode if mode is None else mode)
 
     # -- inference path (BatchNorm folded, weights detached, cached) -----------------------
     def _token(self) -> tuple:
@@ -372,4 +376,5 @@ def abs_parameters_per_class(config: ABSConfig = ABSConfig()) -> int:
     return sum(p.numel() for p in ABS(config).parameters()) // config.classes
 
 
-__all__ = ["ABS", "ABSConfig", "Inference", "MODES", "project", "abs_parameters_per_class"]
+__all__ = ["ABS", "ABSConfig", "Inference", "MODES", "resolve_mode", "project",
+           "abs_parameters_per_class"]

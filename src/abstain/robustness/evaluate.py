@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..models.abs import MODES
+from ..models.abs import resolve_mode
 from ..tensors import to_tensor
 from .decision import decision_search, noise_check
 from .distal import DistalConfig, distal_images
@@ -130,7 +130,7 @@ def robustness(run, names: list[str], cfg: RobustnessConfig = RobustnessConfig()
     report: the images, each model's minimal adversarials and distal images)."""
     x, y, pool_x, pool_y, index = select(run.dataset, cfg)
     result = {"models": {}, "settings": {**asdict(cfg), "models": names, "test_indices": index.tolist(),
-                                         "abs_inference": asdict(MODES[cfg.abs_mode]),
+                                         "abs_inference": asdict(resolve_mode(cfg.abs_mode)),
                                          "caps": CAPS, "anchors": ANCHORS}}
     arrays = {"x": x[:, 0].numpy(), "y": y.numpy(), "models": {}}
     bar = tqdm(total=7 * len(names), desc="robustness", disable=not progress)
