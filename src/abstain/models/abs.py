@@ -1,12 +1,13 @@
 """Analysis by synthesis (ABS, Schott et al. 2019): one small VAE per class; an input belongs to
 the class whose generator explains it best.
 
-The ten VAEs are held as one grouped network (``groups = classes``): channel ``c`` of every
-layer block belongs to class ``c`` only, so a batch (N, C, 28, 28) with class-c images in
-channel c trains all ten at once, and inference decodes all ten classes in one pass. Each
-class's encoder is 1->32->32->64->16 (kernels 5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16
-outputs are the mean and log-variance of an 8-d latent), its decoder the transposed mirror
-8->32->16->16->1 with a sigmoid output: 85k parameters per class.
+The ten VAEs are ten modules (``ClassVAE``), each trained on batches of its own class
+(:func:`abstain.train_abs.train_abs`). Inference folds their decoders into one grouped network
+(``groups = classes``: channel block ``c`` of every layer belongs to class ``c`` only), so it
+decodes all ten classes in one pass. Each class's encoder is 1->32->32->64->16 (kernels
+5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16 outputs are the mean and log-variance of an
+8-d latent), its decoder the transposed mirror 8->32->16->16->1 with a sigmoid output: 85k
+parameters per class.
 
 Inference for an image x and class y (``Inference``: prototypes, steps, lr):
 
@@ -82,7 +83,8 @@ MODES = {
     #: three classes whose best prototype explains x best, at Adam rate 0.1 (twice the faithful
     #: mode's; 0.05 before 2026-11-25: on validation images 0.1 was as accurate or more, and agreed
     #: better with the faithful mode, on each of the three models measured, README). On the
-    #: 10-epoch model: 15.0x the faithful mode's images/s, 0.10 points above its accuracy on
+    #: 10-epoch model: 15.0x the faithful mode's images/s (16.8x in a second run of the same
+    #: bench command), 0.10 points above its accuracy on
     #: 2,000 test images (bench/results/abs_speed_fastlr0.1.json)
     "fast": Inference(8000, 10, 0.1, 3),
     #: prototype search alone (no steps) over 2,000 prototypes: the best prototype's loss bounds
