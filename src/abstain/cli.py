@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -194,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("abstain: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # whoever read our output stopped (`abstain check ... | head`)
+        try:                 # point stdout at /dev/null so the exit's own flush fails no more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no real stdout (a test runner's capture)
+            pass
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

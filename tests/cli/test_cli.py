@@ -189,3 +189,16 @@ def test_usage_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, caps
 def test_help_still_exits_zero(capsys):
     assert main(["fit", "--help"]) == 0
     assert "--union" in capsys.readouterr().out
+
+
+def test_output_cut_short_by_the_reader_exits_1_without_traceback():
+    """`abstain ... | head`: the reader closes the pipe while a command still prints."""
+    code = ("import sys\nimport abstain.commands as c\nfrom abstain.cli import main\n"
+            "def chatty(args):\n    for i in range(200000):\n        print('line', i)\n    return 0\n"
+            "c.cmd_demo = chatty\nsys.exit(main(['demo']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
