@@ -196,10 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         print("abstain: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
     except BrokenPipeError:  # whoever read our output stopped (`abstain check ... | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
         try:                 # point stdout at /dev/null so the exit's own flush fails no more
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):  # no real stdout (a test runner's capture)
             pass
+        finally:
+            os.close(devnull)
         return 1
 
 
