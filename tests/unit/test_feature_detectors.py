@@ -63,8 +63,9 @@ def test_mahalanobis_equals_sklearn(blobs):
     np.testing.assert_allclose(det.score_samples(Q), -np.min(dists, axis=0), rtol=1e-4)
 
 
-def test_knn_equals_sklearn(blobs):
+def test_knn_equals_sklearn(blobs, rng):
     X, _, Q = blobs
+    Q = np.concatenate([Q, rng.normal(0, 4, (650, 5))])    # 700 queries: scored in several chunks
     det = KNN(k=7).fit(X)
     norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     dist, _ = NearestNeighbors(n_neighbors=7).fit(norm(X)).kneighbors(norm(Q))
