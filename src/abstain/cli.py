@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-finetune", type=int, default=base.abs.finetune_steps, metavar="STEPS",
                    help="then finetune ABS's ten decoders discriminatively for STEPS steps of 100 "
                         "training images (beyond the reference; 0 = none)")
-    p.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--max-train", type=int, default=None,
+                   help="use only the first N training images (to train the models and fit the detectors)")
     p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
     p.add_argument("--force", action="store_true", help="delete DIR and refit from scratch")
 

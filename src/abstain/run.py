@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -304,6 +305,14 @@ def _checkpoint(folder: Path, name: str, config: RunConfig, data: Dataset, progr
                          want={"dataset": config.dataset, **spec.key(config)}, meta=spec.meta(config, data))
 
 
+def _fit_split(data: Dataset, split: str, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels detectors fit on: the training split cut to the run's `max_train`
+    (the first N, the images its classifier was trained on); validation always whole."""
+    x, y = data.split(split)
+    n = config.classifier_train.max_train if split == "train" else None
+    return (x[:n], y[:n]) if n else (x, y)
+
+
 def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConfig,
               fitted: dict | None = None) -> Guard:
     """Fit every detector instance on its split's view (those in `fitted`, already fitted, are
@@ -313,7 +322,8 @@ def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConf
     instances = config.instances()
     splits = {DETECTORS[kind].fit_split for name, (kind, _) in instances.items()
               if name not in fitted and DETECTORS[kind].input != "scores"} | {"val"}
-    views = {split: compute_views(classifier, data.split(split)[0]) for split in sorted(splits)}
+    fit_data = {split: _fit_split(data, split, config) for split in sorted(splits)}
+    views = {split: compute_views(classifier, x) for split, (x, _) in fit_data.items()}
     detectors = {}
     for name, (kind, params) in instances.items():
         if name in fitted:
@@ -323,7 +333,7 @@ def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConf
         det = make_detector(kind, **params, **{m: models[m] for m in cls.model_params})
         split = cls.fit_split
         if cls.input != "scores":                 # combinations: fitted by guard.calibrate, on their parts
-            det.fit(views[split][cls.input], data.split(split)[1])
+            det.fit(views[split][cls.input], fit_data[split][1])
         detectors[name] = det
     guard = Guard(classifier, detectors, config.detector, config.accept, data.class_names)
     return guard.calibrate(data.x_val, views["val"])

@@ -20,6 +20,16 @@ def test_tiny_run_learns_real_numbers(tiny_run, tiny_eval):
     assert row[("vae_elbo", "fashion_mnist")]["auroc"] > row[("msp", "fashion_mnist")]["auroc"]
 
 
+def test_detectors_fit_on_the_runs_max_train_images(tiny_run, tiny_config, mnist):
+    from abstain.views import compute_views
+    n = tiny_config.classifier_train.max_train
+    dets = tiny_run.guard.detectors
+    assert dets["knn"].bank_.shape[0] == n                   # its bank: the first n training images
+    feats = compute_views(tiny_run.classifier, mnist.x_train[:n])[dets["mahalanobis"].input]
+    means = np.stack([feats[mnist.y_train[:n] == c].mean(0) for c in range(10)])
+    np.testing.assert_allclose(dets["mahalanobis"].class_means_, means, rtol=1e-5, atol=1e-6)
+
+
 def test_guard_accepts_target_share_of_validation(tiny_run, mnist):
     scores, _ = tiny_run.guard.scores(mnist.x_val, [tiny_run.guard.detector])
     accepted = tiny_run.guard.decide(scores[tiny_run.guard.detector]).mean()
