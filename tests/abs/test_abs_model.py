@@ -106,6 +106,9 @@ def test_cache_follows_the_weights(model):
         m.vaes[0].decoder[0].bias.add_(1.0)
     after = m.prototypes(100)[1]
     assert not torch.allclose(before[0], after[0]) and torch.allclose(before[1], after[1])
+    with torch.no_grad():
+        m.class_scale.mul_(1.1)                    # scales the losses, not the decoders
+    assert m.prototypes(100)[1] is after
 
 
 def test_projection_keeps_latents_in_the_ball(model, digits):

@@ -190,10 +190,13 @@ class ABS(nn.Module):
 
     # -- inference path (BatchNorm folded, weights detached, cached) -----------------------
     def _token(self) -> tuple:
+        """Changes whenever any weight or buffer does (the class scales included)."""
         return tuple((id(t), t._version) for t in (*self.parameters(), *self.buffers()))
 
     def _cached(self, key, build):
-        token = self._token()
+        # what is cached (folded decoders, prototypes) comes from the class VAEs alone: fitting
+        # the class scales keeps it
+        token = tuple((id(t), t._version) for t in (*self.vaes.parameters(), *self.vaes.buffers()))
         if self._cache.get("token") != token:
             self._cache.clear()
             self._cache["token"] = token
