@@ -65,6 +65,8 @@ def cmd_fit(args) -> int:
     epochs = base.classifier_train.epochs if args.epochs is None else args.epochs
     if not 0 < args.accept < 1:
         raise InputError(f"--accept must lie strictly between 0 and 1, got {args.accept}")
+    if args.max_train is not None and args.max_train < 1:
+        raise InputError(f"--max-train must be at least 1, got {args.max_train}")
     if args.abs_class_scales < 0:
         raise InputError(f"--abs-class-scales must be >= 0, got {args.abs_class_scales}")
     if args.abs_finetune < 0:

@@ -334,7 +334,13 @@ def fit_guard(models: dict[str, torch.nn.Module], data: Dataset, config: RunConf
         det = make_detector(kind, **params, **{m: models[m] for m in cls.model_params})
         split = cls.fit_split
         if cls.input != "scores":                 # combinations: fitted by guard.calibrate, on their parts
-            det.fit(views[split][cls.input], fit_data[split][1])
+            try:
+                det.fit(views[split][cls.input], fit_data[split][1])
+            except InputError as exc:
+                n = len(fit_data[split][1])
+                if split == "train" and n < len(data.split(split)[1]):
+                    raise InputError(f"{exc} (fitting on the first {n} training images: raise --max-train)") from exc
+                raise
         detectors[name] = det
     guard = Guard(classifier, detectors, config.detector, config.accept, data.class_names)
     return guard.calibrate(data.x_val, views["val"])

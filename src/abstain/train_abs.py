@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .models.abs import ABS, PIXELS, Inference
 from .tensors import to_tensor
 from .train import TrainConfig, _fit, augment
@@ -21,7 +22,7 @@ def _by_class(y: np.ndarray, classes: int) -> list[np.ndarray]:
     rows = [np.flatnonzero(y == c) for c in range(classes)]
     if any(len(r) == 0 for r in rows):
         missing = [c for c, r in enumerate(rows) if len(r) == 0]
-        raise ValueError(f"ABS needs training images of every class; none for {missing}")
+        raise InputError(f"ABS needs training images of every class; none for {missing}")
     return rows
 
 

@@ -147,3 +147,11 @@ def test_reconstructions_are_the_decoded_optima(model, digits):
     _, rec = model.solve(x.flatten(1), SMALL)
     torch.testing.assert_close(recs.flatten(2), rec)
     assert MODES["faithful"] == Inference(8000, 50, 0.05)
+
+
+def test_training_without_every_class_is_an_input_error(mnist):
+    from abstain.errors import InputError
+    from abstain.train_abs import train_abs
+    keep = mnist.y_train != 9
+    with pytest.raises(InputError, match=r"none for \[9\]"):
+        train_abs(ABS(), mnist.x_train[keep][:500], mnist.y_train[keep][:500], mnist.x_val, mnist.y_val)

@@ -30,6 +30,17 @@ def test_detectors_fit_on_the_runs_max_train_images(tiny_run, tiny_config, mnist
     np.testing.assert_allclose(dets["mahalanobis"].class_means_, means, rtol=1e-5, atol=1e-6)
 
 
+def test_too_few_max_train_images_for_a_detector_says_so(tiny_run, mnist):
+    from dataclasses import replace
+
+    from abstain.errors import InputError
+    from abstain.run import fit_guard
+    cfg = tiny_run.config
+    cfg = replace(cfg, classifier_train=replace(cfg.classifier_train, max_train=60))
+    with pytest.raises(InputError, match=r"first 60 training images: raise --max-train"):
+        fit_guard(tiny_run.models, mnist, cfg)                  # gmm's 100 components need 100
+
+
 def test_guard_accepts_target_share_of_validation(tiny_run, mnist):
     scores, _ = tiny_run.guard.scores(mnist.x_val, [tiny_run.guard.detector])
     accepted = tiny_run.guard.decide(scores[tiny_run.guard.detector]).mean()
