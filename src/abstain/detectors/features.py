@@ -140,10 +140,10 @@ class KNN(_FeatureDetector):
         self.check_fitted()
         Q = self._normalise(torch.as_tensor(self._check(X, "scores"), dtype=torch.float32))
         bank = torch.from_numpy(self.bank_)
-        out = []
-        for i in range(0, len(Q), 256):
+        out, chunk = [], 256
+        for i in range(0, len(Q), chunk):
             # unit vectors: squared distance 2 - 2 cos, a decreasing function of the cosine, so
             # the k-th nearest is the k-th largest cosine (no distance matrix to build)
-            cos = torch.topk(Q[i:i + 256] @ bank.T, self.k, dim=1).values[:, -1]
+            cos = torch.topk(Q[i:i + chunk] @ bank.T, self.k, dim=1).values[:, -1]
             out.append(-(2 - 2 * cos).clamp_min(0).sqrt())
         return torch.cat(out).double().numpy()

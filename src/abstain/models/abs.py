@@ -189,14 +189,16 @@ class ABS(nn.Module):
         return resolve_mode(self.mode if mode is None else mode)
 
     # -- inference path (BatchNorm folded, weights detached, cached) -----------------------
-    def _token(self) -> tuple:
-        """Changes whenever any weight or buffer does (the class scales included)."""
-        return tuple((id(t), t._version) for t in (*self.parameters(), *self.buffers()))
+    def _token(self, module: nn.Module | None = None) -> tuple:
+        """Changes whenever any weight or buffer of `module` (default: the whole model, the
+        class scales included) does."""
+        module = self if module is None else module
+        return tuple((id(t), t._version) for t in (*module.parameters(), *module.buffers()))
 
     def _cached(self, key, build):
         # what is cached (folded decoders, prototypes) comes from the class VAEs alone: fitting
         # the class scales keeps it
-        token = tuple((id(t), t._version) for t in (*self.vaes.parameters(), *self.vaes.buffers()))
+        token = self._token(self.vaes)
         if self._cache.get("token") != token:
             self._cache.clear()
             self._cache["token"] = token
