@@ -65,8 +65,16 @@ def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val
             losses.append(vae.loss(xb, model.config.beta).mean())
         return torch.stack(losses).sum()
 
-    result = _fit(model, n, step, lambda: -mean_abs_loss(model, x_val, y_val, cfg.seed), cfg, progress,
-                  "ABS VAEs", "val_neg_loss")
+    # convolution weights channels-last while training: the same computation in another memory
+    # layout (results differ in the last bits), about 1.35x faster per step on a CPU for these
+    # ten small VAEs (the CNN and the VAE gain little or nothing and train in the default layout);
+    # back to the default layout afterwards, as the rest of the code expects
+    model.to(memory_format=torch.channels_last)
+    try:
+        result = _fit(model, n, step, lambda: -mean_abs_loss(model, x_val, y_val, cfg.seed), cfg, progress,
+                      "ABS VAEs", "val_neg_loss")
+    finally:
+        model.to(memory_format=torch.contiguous_format)
     if model.config.finetune_steps > 0:
         result["finetune"] = finetune_decoders(model, x, y, cfg.seed, progress)
     if model.config.scale_fit_images > 0:
