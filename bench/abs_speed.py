@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-lr 0.1] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -10,7 +10,8 @@ on all 10,000, a grid of (prototypes, steps, refined classes) on the first `--n-
 (the fast mode was chosen from it),
 and confidences on 2,000 uniform-noise images. `--fast-lr`: the fast mode's Adam learning rate
 (default abstain's: 0.1 since 2026-11-25, 0.05 before; the JSONs written before then measured
-0.05 without naming it in their command; their `inference` entries say so). Images per second
+0.05 without naming it in their command; their `inference` entries say so); `--fast-steps`: its
+number of Adam steps (default abstain's; named in the command when it differs). Images per second
 are wall-clock over whole batches with the prototype cache already built (its build time is
 reported apart). Writes bench/results/abs_speed.json and bench/results/abs_speed.png.
 """
@@ -185,12 +186,16 @@ def main() -> None:
                     help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
     ap.add_argument("--fast-lr", type=float, default=MODES["fast"].lr,
                     help="Adam learning rate of the fast mode measured here (abstain's fast mode: %(default)s)")
+    ap.add_argument("--fast-steps", type=int, default=MODES["fast"].steps,
+                    help="Adam steps of the fast mode measured here (abstain's fast mode: %(default)s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cnn-run", default=str(HOME / "runs" / "mnist"), help="run whose CNN is compared on noise")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     if not (args.fast_lr > 0 and math.isfinite(args.fast_lr)):
         sys.exit(f"--fast-lr must be a positive number, got {args.fast_lr}")
+    if args.fast_steps < 1:
+        sys.exit(f"--fast-steps must be at least 1, got {args.fast_steps}")
     if not (args.finetune_weight >= 0 and math.isfinite(args.finetune_weight)):
         sys.exit(f"--finetune-weight must be a number >= 0, got {args.finetune_weight}")
     if args.finetune_weight != RunConfig().abs.finetune_weight and args.finetune <= 0:
@@ -206,7 +211,7 @@ def main() -> None:
     cnn_path = Path(args.cnn_run) / "classifier.safetensors"
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
     nf = args.n_faithful
-    fast = replace(MODES["fast"], lr=args.fast_lr)
+    fast = replace(MODES["fast"], lr=args.fast_lr, steps=args.fast_steps)
     faithful = measure(model, MODES["faithful"], data.x_test[:nf], data.y_test[:nf])
     fast_same = measure(model, fast, data.x_test[:nf], data.y_test[:nf])
     fast_all = measure(model, fast, data.x_test, data.y_test)
@@ -231,6 +236,7 @@ def main() -> None:
                       if args.finetune_weight != RunConfig().abs.finetune_weight else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + f" --fast-lr {args.fast_lr:g}"   # always: the default moved (0.05 before 2026-11-25)
+                   + (f" --fast-steps {args.fast_steps}" if args.fast_steps != MODES["fast"].steps else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
