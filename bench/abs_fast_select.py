@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from abstain.atomic import write_json
 from abstain.data.datasets import load_dataset
 from abstain.models.abs import MODES, Inference
 from abstain.tensors import to_tensor
@@ -79,8 +80,7 @@ def main() -> None:
               "random shifts of up to 2 px (seed 0)", "faithful_images_per_second": round(faithful_speed, 2),
               "min_speedup": args.min_speedup, "candidates": rows, "choice": choice}
     print(json.dumps({"choice": choice}, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

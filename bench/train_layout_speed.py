@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from abstain.atomic import write_json
 from abstain.data.datasets import load_dataset
 from abstain.models.abs import ABS, ABSConfig
 from abstain.models.classifier import CNN
@@ -100,8 +101,7 @@ def main(argv=None) -> dict:
                [vae.loss(x, m.config.beta).mean() for vae, x in zip(m.vaes, b)]).sum(),
                per_class, args.steps, args.rounds)}
     print(json.dumps(res, indent=2))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    write_json(args.out, res)
     return res
 
 
