@@ -4,7 +4,8 @@ faithful mode on a proxy set, among those at least `--min-speedup` times as fast
 Usage: python bench/abs_fast_select.py [abs_speed.py's model options] [--n 1000] [--min-speedup 11] [--out FILE]
 The model is the one bench/abs_speed.py trains (or loads from its cache) with the same options.
 Proxy set: the first N validation images, each translated by a random offset of up to 2 pixels
-in each direction (seeded); harder than the plain images, and not the test set. The faithful
+in each direction (seeded); harder than the plain images, and not the test set (a model trained
+with --with-val has seen these images, with shifts of up to 1 pixel). The faithful
 mode and every candidate of `CANDIDATES` classify it in one process on 2 CPU threads (images per
 second over whole batches, prototype caches built first). Prints and writes a JSON: per
 candidate its agreement with the faithful mode, its images/s and its speed-up; the choice.
