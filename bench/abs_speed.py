@@ -98,6 +98,42 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
                          tuned_cfg, {"train": cfg}, tune, want=want)
 
 
+def add_model_options(ap: argparse.ArgumentParser) -> None:
+    """The options that say which ABS model a bench measures (see `model_from_args`)."""
+    ap.add_argument("--epochs", type=int, default=10, help="ABS training epochs (abstain fit --abs-epochs)")
+    ap.add_argument("--shift", type=int, default=RunConfig().abs_train.shift,
+                    help="training shift augmentation in pixels (abstain's default: %(default)s)")
+    ap.add_argument("--batch-size", type=int, default=RunConfig().abs_train.batch_size,
+                    help="training images per class and step (abstain's default: %(default)s)")
+    ap.add_argument("--schedule", choices=SCHEDULES, default=RunConfig().abs_train.schedule,
+                    help="learning-rate schedule (abstain's default: %(default)s)")
+    ap.add_argument("--distort", type=float, default=RunConfig().abs_train.distort,
+                    help="probability of each zoom / shear / elastic distortion (abstain's default: %(default)s)")
+    ap.add_argument("--patience", type=int, default=RunConfig().abs_train.patience,
+                    help="stop after this many epochs without a lower validation loss (abstain's default: "
+                         "%(default)s; a long one-cycle schedule with a small --beta can stop early)")
+    ap.add_argument("--with-val", action="store_true",
+                    help="train on the training and validation images (60,000, as the reference); default: training only")
+    ap.add_argument("--finetune", type=int, default=0, metavar="STEPS",
+                    help="then finetune the decoders for STEPS steps, as `abstain fit --abs-finetune STEPS` "
+                         "(beyond the reference; 0: none)")
+    ap.add_argument("--finetune-weight", type=float, default=RunConfig().abs.finetune_weight,
+                    help="weight of the cross-entropy in that finetuning (default %(default)s)")
+    ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
+                    help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
+
+
+def model_from_args(args: argparse.Namespace) -> tuple[ABS, dict]:
+    """The ABS model `add_model_options`' options name, trained or from the cache (`trained_abs`);
+    a bad combination exits with one line."""
+    if not (args.finetune_weight >= 0 and math.isfinite(args.finetune_weight)):
+        sys.exit(f"--finetune-weight must be a number >= 0, got {args.finetune_weight}")
+    if args.finetune_weight != RunConfig().abs.finetune_weight and args.finetune <= 0:
+        sys.exit("--finetune-weight needs --finetune STEPS (the weight of that finetuning)")
+    return trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
+                       args.with_val, args.beta, args.patience, args.finetune, args.finetune_weight)
+
+
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
     view = model.with_mode(inference)
     t0 = time.perf_counter()
@@ -158,32 +194,12 @@ def plot(curve: list[dict], path: Path, fast: Inference = MODES["fast"]) -> None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=10, help="ABS training epochs (abstain fit --abs-epochs)")
+    add_model_options(ap)
     ap.add_argument("--n-faithful", type=int, default=1000, help="test images for the faithful mode")
     ap.add_argument("--n-curve", type=int, default=500, help="validation images per curve point (0: no curve)")
-    ap.add_argument("--shift", type=int, default=RunConfig().abs_train.shift,
-                    help="training shift augmentation in pixels (abstain's default: %(default)s)")
-    ap.add_argument("--batch-size", type=int, default=RunConfig().abs_train.batch_size,
-                    help="training images per class and step (abstain's default: %(default)s)")
-    ap.add_argument("--schedule", choices=SCHEDULES, default=RunConfig().abs_train.schedule,
-                    help="learning-rate schedule (abstain's default: %(default)s)")
-    ap.add_argument("--distort", type=float, default=RunConfig().abs_train.distort,
-                    help="probability of each zoom / shear / elastic distortion (abstain's default: %(default)s)")
-    ap.add_argument("--patience", type=int, default=RunConfig().abs_train.patience,
-                    help="stop after this many epochs without a lower validation loss (abstain's default: "
-                         "%(default)s; a long one-cycle schedule with a small --beta can stop early)")
-    ap.add_argument("--with-val", action="store_true",
-                    help="train on the training and validation images (60,000, as the reference); default: training only")
     ap.add_argument("--class-scales", type=int, default=0, metavar="N",
                     help="fit the class scales on N validation images after training, as "
                          "`abstain fit --abs-class-scales N` (0: none)")
-    ap.add_argument("--finetune", type=int, default=0, metavar="STEPS",
-                    help="then finetune the decoders for STEPS steps, as `abstain fit --abs-finetune STEPS` "
-                         "(beyond the reference; 0: none)")
-    ap.add_argument("--finetune-weight", type=float, default=RunConfig().abs.finetune_weight,
-                    help="weight of the cross-entropy in that finetuning (default %(default)s)")
-    ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
-                    help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
     ap.add_argument("--fast-lr", type=float, default=MODES["fast"].lr,
                     help="Adam learning rate of the fast mode measured here (abstain's fast mode: %(default)s)")
     ap.add_argument("--fast-steps", type=int, default=MODES["fast"].steps,
@@ -196,14 +212,8 @@ def main() -> None:
         sys.exit(f"--fast-lr must be a positive number, got {args.fast_lr}")
     if args.fast_steps < 1:
         sys.exit(f"--fast-steps must be at least 1, got {args.fast_steps}")
-    if not (args.finetune_weight >= 0 and math.isfinite(args.finetune_weight)):
-        sys.exit(f"--finetune-weight must be a number >= 0, got {args.finetune_weight}")
-    if args.finetune_weight != RunConfig().abs.finetune_weight and args.finetune <= 0:
-        sys.exit("--finetune-weight needs --finetune STEPS (the weight of that finetuning)")
     torch.set_num_threads(args.threads)
-    model, training = trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
-                                  args.with_val, args.beta, args.patience, args.finetune,
-                                  args.finetune_weight)
+    model, training = model_from_args(args)
     data = load_dataset("mnist")
     # the scales are fitted after training and leave the weights alone, so the cached weights serve
     scales = fit_class_scales(model, data.x_val, data.y_val, max_images=args.class_scales) \

@@ -34,7 +34,6 @@ def timed(cmd: list[str], cwd: Path, env: dict, log: Path) -> float:
 
 
 STAGES = re.compile(r"demo took (\d+) s \(fit (\d+) s, evaluation (\d+) s, report (\d+) s\)")
-MODELS = ("classifier", "vae", "vae_background", "abs")
 
 
 def fresh_stages(log: Path, run: Path, total: float) -> dict:
@@ -45,8 +44,11 @@ def fresh_stages(log: Path, run: Path, total: float) -> dict:
     if not found:
         sys.exit(f"no stage line ('demo took ... (fit ...)') in {log}")
     demo, fit, evaluation, report = map(int, found[-1])
-    training = {m: json.loads((run / f"{m}.json").read_text())["training"]["seconds"]
-                for m in MODELS if (run / f"{m}.json").exists()}
+    training = {}
+    for f in sorted(run.glob("*.json")):       # each checkpoint's JSON (classifier.json, ...) holds its training
+        seconds = json.loads(f.read_text()).get("training", {}).get("seconds")
+        if seconds is not None:
+            training[f.stem] = seconds
     return {"install_and_startup": round(total - demo), **{f"train_{m}": round(v) for m, v in training.items()},
             "fit_rest": round(fit - sum(training.values())), "evaluation": evaluation, "report": report}
 
