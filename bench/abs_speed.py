@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-mode fast|checked] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -11,7 +11,8 @@ on all 10,000, a grid of (prototypes, steps, refined classes) on the first `--n-
 and confidences on 2,000 uniform-noise images. `--fast-lr`: the fast mode's Adam learning rate
 (default abstain's: 0.1 since 2026-11-25, 0.05 before; the JSONs written before then measured
 0.05 without naming it in their command; their `inference` entries say so); `--fast-steps`: its
-number of Adam steps (default abstain's; named in the command when it differs). Images per second
+number of Adam steps (default abstain's; named in the command when it differs); `--fast-mode
+checked`: measure the checked mode (the fast mode, its close calls solved again) in its place. Images per second
 are wall-clock over whole batches with the prototype cache already built (its build time is
 reported apart). Writes bench/results/abs_speed.json and bench/results/abs_speed.png.
 """
@@ -174,7 +175,8 @@ def plot(curve: list[dict], path: Path, fast: Inference = MODES["fast"]) -> None
         i = r["inference"]
         is_fast = Inference(**i) == fast
         lines.append(f"{number:2d}  {i['prototypes']}p/{i['steps']}s" + (f"/top{i['refine']}" if i["refine"] else "")
-                     + (f" @{i['lr']:g}" if i["steps"] else "") + (" (fast)" if is_fast else ""))
+                     + (f" @{i['lr']:g}" if i["steps"] else "")
+                     + (f" +check<{i['check_margin']:g}" if i.get("check") else "") + (" (fast)" if is_fast else ""))
         ax.scatter(r["images_per_second"], 100 * r["accuracy"], color="C1" if is_fast else "C0",
                    zorder=3 if is_fast else 2)
         ax.annotate(str(number), (r["images_per_second"], 100 * r["accuracy"]), fontsize=7,   # neighbours
@@ -200,6 +202,9 @@ def main() -> None:
     ap.add_argument("--class-scales", type=int, default=0, metavar="N",
                     help="fit the class scales on N validation images after training, as "
                          "`abstain fit --abs-class-scales N` (0: none)")
+    ap.add_argument("--fast-mode", choices=("fast", "checked"), default="fast",
+                    help="the abstain mode measured against the faithful one (checked: the fast mode, "
+                         "its close calls solved again with the faithful steps on 4 classes)")
     ap.add_argument("--fast-lr", type=float, default=MODES["fast"].lr,
                     help="Adam learning rate of the fast mode measured here (abstain's fast mode: %(default)s)")
     ap.add_argument("--fast-steps", type=int, default=MODES["fast"].steps,
@@ -221,7 +226,7 @@ def main() -> None:
     cnn_path = Path(args.cnn_run) / "classifier.safetensors"
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
     nf = args.n_faithful
-    fast = replace(MODES["fast"], lr=args.fast_lr, steps=args.fast_steps)
+    fast = replace(MODES[args.fast_mode], lr=args.fast_lr, steps=args.fast_steps)
     faithful = measure(model, MODES["faithful"], data.x_test[:nf], data.y_test[:nf])
     fast_same = measure(model, fast, data.x_test[:nf], data.y_test[:nf])
     fast_all = measure(model, fast, data.x_test, data.y_test)
@@ -245,6 +250,7 @@ def main() -> None:
                    + (f" --finetune-weight {args.finetune_weight:g}"
                       if args.finetune_weight != RunConfig().abs.finetune_weight else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
+                   + (f" --fast-mode {args.fast_mode}" if args.fast_mode != "fast" else "")
                    + f" --fast-lr {args.fast_lr:g}"   # always: the default moved (0.05 before 2026-11-25)
                    + (f" --fast-steps {args.fast_steps}" if args.fast_steps != MODES["fast"].steps else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
@@ -256,7 +262,7 @@ def main() -> None:
         "finetune_steps": args.finetune, "finetune_weight": args.finetune_weight,
         "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
-        "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
+        "fast_mode": args.fast_mode, "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_first_2000_validation": fast_val,
         "fast_minus_faithful_points": 100 * (fast_same["accuracy"] - faithful["accuracy"]),
         "fast_faithful_agreement": agree,

@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", required=True, type=Path, metavar="FILE", help="where to write the scores")
     p.add_argument("--classifier", default="cnn", choices=["cnn", "abs"],
                    help="abs: also classify with analysis by synthesis (abs_class, abs_confidence per image)")
-    p.add_argument("--abs-mode", default="fast", choices=["fast", "faithful"],
-                   help="ABS inference for --classifier abs (faithful: 8,000 prototypes + 50 Adam steps)")
+    p.add_argument("--abs-mode", default="fast", choices=["fast", "checked", "faithful"],
+                   help="ABS inference for --classifier abs (checked: fast, its close calls solved again; faithful: 8,000 prototypes + 50 Adam steps)")
 
     p = sub.add_parser("check", help="MNIST-ify image files and say accept / abstain for each")
     _add_run(p)
@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="show the ten ABS class reconstructions of each image (text; PNG next to --json)")
     p.add_argument("--explain-png", type=Path, metavar="FILE", help="write the --explain grid to this PNG")
-    p.add_argument("--abs-mode", default="fast", choices=["fast", "faithful"],
-                   help="ABS inference for --explain (faithful: 8,000 prototypes + 50 Adam steps)")
+    p.add_argument("--abs-mode", default="fast", choices=["fast", "checked", "faithful"],
+                   help="ABS inference for --explain (checked: fast, its close calls solved again; faithful: 8,000 prototypes + 50 Adam steps)")
 
     p = sub.add_parser("probe", help="shortcut and invariance probes: 1-vs-7, sweeps on test digits, shapes",
                        description="Probe what the classifier looks for, with the guard's verdict beside its "

@@ -155,3 +155,44 @@ def test_training_without_every_class_is_an_input_error(mnist):
     keep = mnist.y_train != 9
     with pytest.raises(InputError, match=r"none for \[9\]"):
         train_abs(ABS(), mnist.x_train[keep][:500], mnist.y_train[keep][:500], mnist.x_val, mnist.y_val)
+
+
+QUICK = Inference(prototypes=300, steps=2, lr=0.05, refine=3)
+SLOW = Inference(prototypes=300, steps=10, lr=0.05)
+
+
+def _margins(model, x, inference):
+    z, rec = model.solve(x, inference)
+    best = (-model.class_scale * model._losses(x, z, rec)).topk(2, dim=1).values
+    return best[:, 0] - best[:, 1]
+
+
+def test_check_solves_the_close_images_again_and_only_them(model, digits):
+    x = digits[0].flatten(1)                                               # 32 test digits
+    margin = float(_margins(model, x, QUICK).median())
+    checked = Inference(300, 2, 0.05, 3, check_margin=margin, check=SLOW)
+    z, rec = model.solve(x, checked)
+    close = _margins(model, x, QUICK) < margin
+    assert 0 < int(close.sum()) < len(x)
+    z_quick, rec_quick = model.solve(x[~close], QUICK)
+    z_slow, rec_slow = model.solve(x[close], SLOW)
+    torch.testing.assert_close(z[~close], z_quick)
+    torch.testing.assert_close(rec[~close], rec_quick)
+    torch.testing.assert_close(z[close], z_slow, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(rec[close], rec_slow, rtol=1e-4, atol=1e-5)
+    # an image's answer does not depend on the batch it came in: singles give the batch's
+    view = model.with_mode(checked)
+    singles = torch.cat([view(x[i:i + 1].view(1, 1, 28, 28)) for i in range(8)])
+    torch.testing.assert_close(singles, view(digits[0][:8]), rtol=1e-4, atol=1e-6)
+
+
+def test_checked_mode_is_the_fast_mode_with_a_faithful_check():
+    checked = MODES["checked"]
+    assert checked.check is not None and checked.check_margin > 0
+    assert (checked.prototypes, checked.steps, checked.lr, checked.refine) == \
+        (MODES["fast"].prototypes, MODES["fast"].steps, MODES["fast"].lr, MODES["fast"].refine)
+    assert (checked.check.steps, checked.check.lr) == (MODES["faithful"].steps, MODES["faithful"].lr)
+    with pytest.raises(ValueError, match="check_margin > 0"):
+        Inference(check_margin=0.01)
+    with pytest.raises(ValueError, match="check_margin > 0"):
+        Inference(check=SLOW)

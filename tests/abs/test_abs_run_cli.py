@@ -48,6 +48,11 @@ def test_score_classifier_abs_adds_class_and_confidence(tiny_run, mnist, tmp_pat
     assert [im["class"] for im in out["images"]] == [im["class"] for im in cnn["images"]]
     search = tiny_run.models["abs"].with_mode("search")(torch.from_numpy(x[:1]).float().div(255)[:, None])
     assert out["images"][0]["scores"]["abs"] == pytest.approx(float(search[0].max()), rel=1e-5)
+    # --abs-mode checked classifies with the checked mode (the fast one, close calls solved again)
+    assert main([*args, str(tmp_path / "checked.json"), "--classifier", "abs", "--abs-mode", "checked"]) == 0
+    checked = json.loads((tmp_path / "checked.json").read_text())
+    logits = tiny_run.models["abs"].with_mode("checked")(torch.from_numpy(x).float().div(255)[:, None])
+    assert [im["abs_class"] for im in checked["images"]] == logits.argmax(1).tolist()
 
 
 def test_check_explain_prints_and_draws_the_reconstructions(tiny_run, mnist, tmp_path, capsys):

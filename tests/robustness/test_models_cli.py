@@ -106,7 +106,8 @@ def test_cli_robustness_writes_the_schema(tiny_run, tmp_path, capsys):
         assert key in cnn, key
     assert r["settings"]["n"] == 20 and r["settings"]["fast"]["steps"] == 3 and cnn["budget"]["steps"] == 3
     assert r["settings"]["abs_mode"] == "fast"
-    assert r["settings"]["abs_inference"] == {"prototypes": 8000, "steps": 10, "lr": 0.1, "refine": 3}
+    assert r["settings"]["abs_inference"] == {"prototypes": 8000, "steps": 10, "lr": 0.1, "refine": 3,
+                                               "check_margin": 0.0, "check": None}
     assert len(cnn["l2_minimal"]) == 20 and cnn["l2_median"] is not None and cnn["l2_median"] < 6
     assert "cnn" in capsys.readouterr().out and page.read_text().count("<img") >= 5
 
