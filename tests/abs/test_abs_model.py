@@ -169,7 +169,10 @@ def _margins(model, x, inference):
 
 def test_check_solves_the_close_images_again_and_only_them(model, digits):
     x = digits[0].flatten(1)                                               # 32 test digits
-    margin = float(_margins(model, x, QUICK).median())
+    # halfway between two neighbouring margins, so no image sits on the threshold (where a
+    # last-bit difference between batch sizes could move it across)
+    m = _margins(model, x, QUICK).sort().values
+    margin = float(m[15] + m[16]) / 2
     checked = Inference(300, 2, 0.05, 3, check_margin=margin, check=SLOW)
     z, rec = model.solve(x, checked)
     close = _margins(model, x, QUICK) < margin
