@@ -2,6 +2,7 @@
 faithful mode on a proxy set, among those at least `--min-speedup` times as fast.
 
 Usage: python bench/abs_fast_select.py [abs_speed.py's model options] [--n 1000] [--min-speedup 11] [--out FILE]
+       python bench/abs_fast_select.py --plot FILE.json   (redraw FILE.png from a written JSON; measures nothing)
 The model is the one bench/abs_speed.py trains (or loads from its cache) with the same options.
 Proxy set: the first N validation images, each translated by a random offset of up to 2 pixels
 in each direction (seeded); harder than the plain images, and not the test set (a model trained
@@ -9,7 +10,8 @@ with --with-val has seen these images, with shifts of up to 1 pixel). The faithf
 mode and every candidate of `CANDIDATES` classify it in one process on 2 CPU threads (images per
 second over whole batches, prototype caches built first). Prints and writes a JSON: per
 candidate its agreement with the faithful mode, its images/s and its speed-up; the choice.
-No label is read: the choice depends on the faithful mode's predictions only.
+No label is read: the choice depends on the faithful mode's predictions only. Also draws the
+candidates' agreement against their speed-up next to the JSON (same name, .png).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from abstain.atomic import write_json
+from abstain.atomic import atomic_path, write_json
 from abstain.data.datasets import load_dataset
 from abstain.models.abs import MODES, Inference
 from abstain.tensors import to_tensor
@@ -42,8 +44,49 @@ CANDIDATES = [MODES["fast"], Inference(8000, 13, 0.1, 3), Inference(8000, 15, 0.
               *(replace(MODES["fast"], check_margin=m, check=CHECK) for m in (0.001, 0.0015, 0.002, 0.003))]
 
 
+def plot(result: dict, path: Path) -> None:
+    """Agreement with the faithful mode against speed-up, one point per candidate: plain ones in
+    blue, checked ones (with their margin) in orange, the choice ringed, the 10x bar and the
+    `--min-speedup` floor as dashed lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in result["candidates"]:
+        i = r["inference"]
+        checked = bool(i.get("check"))
+        ax.scatter(r["speedup"], 100 * r["agreement"], color="C1" if checked else "C0", zorder=3)
+        label = (f"check < {i['check_margin']:g}" if checked else
+                 f"{i['steps']} steps" + (f"/top{i['refine']}" if i["refine"] else "") + f" @{i['lr']:g}"
+                 + (" (fast)" if i == asdict(MODES["fast"]) else ""))
+        ax.annotate(label, (r["speedup"], 100 * r["agreement"]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    if result["choice"]:
+        c = result["choice"]
+        ax.scatter(c["speedup"], 100 * c["agreement"], s=160, facecolors="none", edgecolors="k", zorder=4)
+    ax.axvline(10, color="r", ls="--", lw=1, label="bar: 10x")
+    ax.axvline(result["min_speedup"], color="gray", ls=":", lw=1, label=f"floor: {result['min_speedup']:g}x")
+    ax.set_xlabel("images per second, multiple of the faithful mode's (2 CPU threads)")
+    ax.set_ylabel("same prediction as the faithful mode (%)")
+    ax.set_title(f"ABS inference candidates on the proxy set: {result['proxy']}", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if len(sys.argv) == 3 and sys.argv[1] == "--plot":       # redraw a written JSON, measure nothing
+        path = Path(sys.argv[2])
+        try:
+            result = json.loads(path.read_text())
+            plot(result, path.with_suffix(".png"))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.exit(f"--plot: cannot draw {path}: {exc}")
+        print(f"wrote {path.with_suffix('.png')}")
+        return
     add_model_options(ap)
     ap.add_argument("--n", type=int, default=1000, help="validation images in the proxy set")
     ap.add_argument("--min-speedup", type=float, default=11.0,
@@ -74,6 +117,7 @@ def main() -> None:
     print(json.dumps({"choice": choice}, indent=2) if choice else
           f"no candidate reached --min-speedup {args.min_speedup:g}: no choice")
     write_json(args.out, result)
+    plot(result, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
