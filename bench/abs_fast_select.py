@@ -78,21 +78,21 @@ def plot(result: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    if len(sys.argv) == 3 and sys.argv[1] == "--plot":       # redraw a written JSON, measure nothing
-        path = Path(sys.argv[2])
-        try:
-            result = json.loads(path.read_text())
-            plot(result, path.with_suffix(".png"))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            sys.exit(f"--plot: cannot draw {path}: {exc}")
-        print(f"wrote {path.with_suffix('.png')}")
-        return
     add_model_options(ap)
     ap.add_argument("--n", type=int, default=1000, help="validation images in the proxy set")
     ap.add_argument("--min-speedup", type=float, default=11.0,
                     help="candidates slower than this multiple of the faithful mode's images/s are not chosen")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "abs_fast_select.json")
+    ap.add_argument("--plot", type=Path, metavar="FILE.json",
+                    help="only redraw FILE.png from a JSON this script wrote (measures nothing)")
     args = ap.parse_args()
+    if args.plot:
+        try:
+            plot(json.loads(args.plot.read_text()), args.plot.with_suffix(".png"))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.exit(f"--plot: cannot draw {args.plot}: {exc}")
+        print(f"wrote {args.plot.with_suffix('.png')}")
+        return
     torch.set_num_threads(2)
     model, _ = model_from_args(args)
     model.eval()
