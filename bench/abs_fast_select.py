@@ -47,7 +47,7 @@ CANDIDATES = [MODES["fast"], Inference(8000, 13, 0.1, 3), Inference(8000, 15, 0.
 def plot(result: dict, path: Path) -> None:
     """Agreement with the faithful mode against speed-up, one point per candidate: plain ones in
     blue, checked ones (with their margin) in orange, the choice ringed, the 10x bar and the
-    `--min-speedup` floor as dashed lines."""
+    `--min-speedup` floor as dashed and dotted lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
