@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from abstain.atomic import atomic_path, write_json
+from abstain.atomic import write_json
 from abstain.data.datasets import load_dataset
 from abstain.models.abs import MODES, Inference
 from abstain.tensors import to_tensor
 from abstain.train import random_shift
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from abs_speed import ROOT, add_model_options, measure, model_from_args  # noqa: E402  (a sibling bench script)
+from abs_speed import ROOT, add_model_options, measure, model_from_args, save_png  # noqa: E402  (a sibling bench script)
 
 #: the fast mode of 2026-11-25 first; then candidates that spend more of the 10x budget on
 #: steps or on refined classes; then (2026-12-03) the fast mode with a check: the images whose two
@@ -71,9 +71,7 @@ def plot(result: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def main() -> None:

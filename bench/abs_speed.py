@@ -189,9 +189,17 @@ def plot(curve: list[dict], path: Path, fast: Inference = MODES["fast"]) -> None
     fig.text(0.75, 0.88, "prototypes / Adam steps\n/ refined classes @ rate\n\n" + "\n".join(lines),
              va="top", ha="left", fontsize=7, family="monospace")
     fig.tight_layout(rect=(0, 0, 0.74, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
+
+
+def save_png(fig, path: Path) -> None:
+    """Write a matplotlib figure to `path` as a PNG (whole or not at all) and close it."""
+    import matplotlib.pyplot as plt
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def main() -> None:
