@@ -38,8 +38,9 @@ STAGES = re.compile(r"demo took (\d+) s \(fit (\d+) s, evaluation (\d+) s, repor
 
 def fresh_stages(log: Path, run: Path, total: float) -> dict:
     """Where the fresh run's time went: the demo's own stage line (fit, evaluation, report), each
-    model's training seconds from its checkpoint's JSON, and the rest of the fit (data, detectors,
-    guard) and of the wall time (install, start-up) by difference."""
+    model's training seconds from its checkpoint's JSON (and, when the models trained side by side,
+    the training's wall time from run.json), and the rest of the fit (data, detectors, guard)
+    and of the wall time (install, start-up) by difference."""
     found = STAGES.findall(log.read_text())
     if not found:
         sys.exit(f"no stage line ('demo took ... (fit ...)') in {log}")
@@ -49,8 +50,16 @@ def fresh_stages(log: Path, run: Path, total: float) -> dict:
         seconds = json.loads(f.read_text()).get("training", {}).get("seconds")
         if seconds is not None:
             training[f.stem] = seconds
-    return {"install_and_startup": round(total - demo), **{f"train_{m}": round(v) for m, v in training.items()},
-            "fit_rest": round(fit - sum(training.values())), "evaluation": evaluation, "report": report}
+    pool = json.loads((run / "run.json").read_text()).get("summary", {}).get("training")
+    if pool is None or pool["workers"] == 1:   # one after another: the stages add up
+        return {"install_and_startup": round(total - demo), **{f"train_{m}": round(v) for m, v in training.items()},
+                "fit_rest": round(fit - sum(training.values())), "evaluation": evaluation, "report": report}
+    # side by side (abstain.train_pool): the training's wall time is a stage, each model's own
+    # seconds (in its worker, overlapping the others) are listed apart
+    return {"install_and_startup": round(total - demo), "train_models": round(pool["seconds"]),
+            "fit_rest": round(fit - pool["seconds"]), "evaluation": evaluation, "report": report,
+            "training_side_by_side": {"workers": pool["workers"], "threads": pool["threads"],
+                                      **{f"train_{m}": round(v) for m, v in training.items()}}}
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pytest
 os.environ.setdefault("ABSTAIN_NO_PROGRESS", "1")
 
 TINY_TRAIN = 5000
+TINY_VAL = 2000         # validation images each training epoch is judged on (the guard still calibrates on all)
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +29,10 @@ def tiny_config():
     from abstain.run import RunConfig
     from abstain.train import TrainConfig
     return RunConfig(
-        classifier_train=TrainConfig(epochs=3, max_train=TINY_TRAIN, lr=3e-3, shift=1),
-        vae_train=TrainConfig(epochs=4, max_train=TINY_TRAIN, lr=3e-3, shift=0),
-        background_train=TrainConfig(epochs=2, max_train=TINY_TRAIN, lr=3e-3, shift=0),
-        abs_train=TrainConfig(epochs=3, max_train=TINY_TRAIN, lr=3e-3, shift=1, batch_size=32))
+        classifier_train=TrainConfig(epochs=3, max_train=TINY_TRAIN, max_val=TINY_VAL, lr=3e-3, shift=1),
+        vae_train=TrainConfig(epochs=4, max_train=TINY_TRAIN, max_val=TINY_VAL, lr=3e-3, shift=0),
+        background_train=TrainConfig(epochs=2, max_train=TINY_TRAIN, max_val=TINY_VAL, lr=3e-3, shift=0),
+        abs_train=TrainConfig(epochs=3, max_train=TINY_TRAIN, max_val=TINY_VAL, lr=3e-3, shift=1, batch_size=32))
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,12 @@ def _add_run(p, required=True):
     p.add_argument("--run", required=required, type=Path, metavar="DIR", help="run directory")
 
 
+def _add_workers(p):
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="train the models in N processes side by side (default: as many as keep 2 "
+                        "threads each, so one on a 2-core machine; 1 = one after another in this process)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .run import RunConfig
     base = RunConfig()
@@ -36,11 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="refit even if a valid run exists")
     p.add_argument("--attacks", type=int, default=200, metavar="N",
                    help="attack N correctly classified test images (FGSM / BIM / PGD / PGD-L2); 0 = skip")
+    _add_workers(p)
 
     p = sub.add_parser("fit", help="train the classifier and VAE, fit every detector, calibrate the guard")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"], help="training data")
     _add_run(p)
     p.add_argument("--detector", default=base.detector, choices=sorted(base.instances()), help="the guard's detector")
+    _add_workers(p)
     p.add_argument("--accept", type=float, default=base.accept, help="share of validation images the guard accepts")
     p.add_argument("--union", nargs="+", metavar="PART=SHARE", default=None,
                    help="the union guard's parts and their shares of the rejections (default for mnist "

@@ -17,6 +17,12 @@ def _progress() -> bool:
     return os.environ.get("ABSTAIN_NO_PROGRESS") != "1"
 
 
+def _workers(args) -> int | None:
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    return args.workers
+
+
 def _load(run_dir: Path):
     from .run import load_run
     return load_run(run_dir)
@@ -86,7 +92,7 @@ def cmd_fit(args) -> int:
                               finetune_steps=args.abs_finetune),
                   abs_train=replace(base.abs_train, epochs=args.abs_epochs, **both))
     t0 = time.time()
-    run = fit_run(args.run, cfg, progress=_progress(), force=args.force)
+    run = fit_run(args.run, cfg, progress=_progress(), force=args.force, workers=_workers(args))
     print(f"fitted {args.dataset} run in {run.path} ({time.time() - t0:.0f} s): "
           f"test accuracy {100 * run.info['test_accuracy']:.2f}%, guard {cfg.detector} "
           f">= {run.guard.threshold_:.4g}")
@@ -296,7 +302,8 @@ def cmd_demo(args) -> int:
     t0 = time.time()
     run_dir = args.run or abstain_home() / "runs" / "mnist"
     print(f"abstain demo: MNIST run in {run_dir} (reused when valid)")
-    run = fit_run(run_dir, RunConfig.for_dataset("mnist"), progress=_progress(), force=args.force)
+    run = fit_run(run_dir, RunConfig.for_dataset("mnist"), progress=_progress(), force=args.force,
+                  workers=_workers(args))
     t_fit = time.time()
     result, sets = evaluate(run, progress=_progress(), attacks=args.attacks)
     _write_json(run.path / "eval.json", result)

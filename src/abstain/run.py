@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,8 @@ import torch
 
 from . import __version__
 from .atomic import write_json
-from .checkpoint import config_from_dict, config_to_dict, load_module, load_or_train
+from . import train_pool
+from .checkpoint import config_from_dict, config_to_dict, load_module, load_or_train, matches
 from .data.datasets import Dataset, load_dataset
 from .detectors import DETECTORS, make_detector
 from .errors import InputError, RunError
@@ -238,8 +240,12 @@ def code_fingerprint() -> str:
 
 
 def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool = False,
-            force: bool = False) -> Run:
-    """Train (or reuse) the run's models, fit every detector, calibrate the guard."""
+            force: bool = False, workers: int | None = 1) -> Run:
+    """Train (or reuse) the run's models, fit every detector, calibrate the guard. Models to
+    train go to `workers` processes side by side (None: as many as the cores allow,
+    :func:`abstain.train_pool.plan`; the CLI's default); 1, the default here, trains them in
+    this process one after another (side by side needs the caller's script importable: an
+    ``if __name__ == "__main__":`` guard)."""
     folder = Path(folder)
     if config.detector not in config.instances():
         raise InputError(f"unknown detector {config.detector!r}; known: {', '.join(sorted(config.instances()))}")
@@ -256,15 +262,35 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
             log.warning("refitting %s: %s", folder, exc)
     folder.mkdir(parents=True, exist_ok=True)
     data = load_dataset(config.dataset)
-    models, summary = {}, {}
-    for name in config.models_needed():
-        models[name], summary[name] = _checkpoint(folder, name, config, data, progress)
+    models, summary = train_models(folder, config, data, progress, workers)
     guard = fit_guard(models, data, config, reusable_detectors(previous, config, models))
     guard.save(folder)
     summary["test_accuracy"] = accuracy(models["classifier"], data.x_test, data.y_test)
     write_json(folder / "run.json", {"abstain_version": __version__, "code": code_fingerprint(),
                                      "config": config.to_dict(), "models": list(models), "summary": summary})
     return Run(folder, config, models, guard, summary, code_fingerprint())
+
+
+def train_models(folder: Path, config: RunConfig, data: Dataset, progress: bool = False,
+                 workers: int | None = 1) -> tuple[dict[str, torch.nn.Module], dict]:
+    """The run's models (:meth:`RunConfig.models_needed`), each loaded from its checkpoint in
+    `folder` when trained with the same configs, else trained and saved; those to train go to
+    `workers` processes side by side (:func:`abstain.train_pool.plan`). Returns the models and
+    their training summaries, plus, when any was trained, "training": which, how (workers,
+    threads each) and the wall seconds it took."""
+    models, summary = {}, {}
+    start = time.perf_counter()
+    stale = [name for name in config.models_needed() if _stale(folder, name, config)]
+    n_workers, threads = train_pool.plan(len(stale), workers)
+    if n_workers > 1:
+        train_pool.train_side_by_side(folder, stale, config, progress, n_workers, threads)
+    for name in config.models_needed():     # loads what the workers wrote; trains the rest here
+        models[name], summary[name] = _checkpoint(folder, name, config, data, progress)
+    if stale:
+        summary["training"] = {"models": stale, "workers": n_workers,
+                               "threads": threads if n_workers > 1 else torch.get_num_threads(),
+                               "seconds": round(time.perf_counter() - start, 1)}
+    return models, summary
 
 
 def reusable_detectors(previous: Run | None, config: RunConfig, models: dict[str, torch.nn.Module]) -> dict:
@@ -296,14 +322,26 @@ def reusable_detectors(previous: Run | None, config: RunConfig, models: dict[str
     return out
 
 
+def _checkpoint_args(folder: Path, name: str, config: RunConfig) -> dict:
+    """What identifies model `name`'s checkpoint in `folder`: its path, module, model config,
+    training config and the plain values compared on reuse."""
+    spec = MODELS[name]
+    return {"path": folder / spec.file, "module_cls": spec.module, "model_cfg": spec.config(config),
+            "configs": {"train": spec.train_config(config)}, "want": {"dataset": config.dataset, **spec.key(config)}}
+
+
+def _stale(folder: Path, name: str, config: RunConfig) -> bool:
+    """Would fitting `config` into `folder` train model `name` (no checkpoint with its configs)?"""
+    a = _checkpoint_args(folder, name, config)
+    return not matches(a["path"], a["want"], {"config": a["model_cfg"], **a["configs"]})
+
+
 def _checkpoint(folder: Path, name: str, config: RunConfig, data: Dataset, progress: bool):
     """Reuse the model checkpoint in `folder` if it was trained with the same configs; else train
     and save it. Returns (model, training summary)."""
     spec = MODELS[name]
-    model_cfg = spec.config(config)
-    return load_or_train(folder / spec.file, spec.module, model_cfg, {"train": spec.train_config(config)},
-                         lambda m: spec.train(m, data, config, progress),
-                         want={"dataset": config.dataset, **spec.key(config)}, meta=spec.meta(config, data))
+    return load_or_train(**_checkpoint_args(folder, name, config), meta=spec.meta(config, data),
+                         train=lambda m: spec.train(m, data, config, progress))
 
 
 def _fit_split(data: Dataset, split: str, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:

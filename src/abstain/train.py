@@ -18,6 +18,10 @@ from .tensors import to_tensor
 
 log = logging.getLogger(__name__)
 
+#: the terminal line of this process's training progress bars: None in one process, the
+#: worker's slot when several train side by side (abstain.train_pool)
+BAR_POSITION: int | None = None
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -28,6 +32,7 @@ class TrainConfig:
     shift: int = 2            # random translation augmentation, in pixels (0 = off)
     seed: int = 0
     max_train: int | None = None   # use only the first N training images (tests, quick runs)
+    max_val: int | None = None     # validate each epoch on the first N validation images only (tests)
     patience: int = 3              # early stopping on the validation metric
     #: learning rate over training: "onecycle" (warm up to `lr`, then anneal) or "constant"
     #: (Adam at `lr` throughout, as the ABS reference trains)
@@ -37,6 +42,11 @@ class TrainConfig:
     #: The ABS reference's Augmentor pipeline uses 0.1 (and a skew we do not draw). Like `shift`,
     #: used by the classifier, ABS and adversarial training (`augment`), not by the VAE's
     distort: float = 0.0
+
+    def __post_init__(self):
+        for name in ("max_train", "max_val"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (or None for all), got {getattr(self, name)}")
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -120,7 +130,7 @@ def _fit(model: torch.nn.Module, n: int, step, validate, cfg: TrainConfig, progr
     for epoch in range(cfg.epochs):
         model.train()
         bar = tqdm(list(_batches(n, cfg.batch_size, rng)), disable=not progress,
-                   desc=f"{what} epoch {epoch + 1}/{cfg.epochs}", leave=False)
+                   desc=f"{what} epoch {epoch + 1}/{cfg.epochs}", leave=False, position=BAR_POSITION)
         for idx in bar:
             loss = step(idx)
             opt.zero_grad(set_to_none=True)
@@ -154,6 +164,7 @@ def train_classifier(model: CNN, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
         xb = augment(to_tensor(x[idx]), cfg, gen)
         return F.cross_entropy(model(xb), torch.from_numpy(y[idx]))
 
+    x_val, y_val = x_val[:cfg.max_val], y_val[:cfg.max_val]
     return _fit(model, len(x), step, lambda: accuracy(model, x_val, y_val), cfg, progress,
                 "classifier", "val_accuracy")
 
@@ -174,7 +185,7 @@ def train_vae(vae: ConvVAE, x: np.ndarray, x_val: np.ndarray, cfg: TrainConfig =
     replaced by a uniform random grey level with that probability (validation images too)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    x = x[:cfg.max_train] if cfg.max_train else x
+    x, x_val = (x[:cfg.max_train] if cfg.max_train else x), x_val[:cfg.max_val]
     if mutation > 0:
         x_val = (mutate(to_tensor(x_val), mutation, torch.Generator().manual_seed(cfg.seed + 1))
                  .squeeze(1).numpy())

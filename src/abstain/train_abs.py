@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .models.abs import ABS, PIXELS, Inference
 from .tensors import to_tensor
+from . import train as _train
 from .train import TrainConfig, _fit, augment
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def train_abs(model: ABS, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val
     # Models trained before 2026-12-03 (no "layout" in their summary) used the default layout.
     model.to(memory_format=torch.channels_last)
     try:
-        result = _fit(model, n, step, lambda: -mean_abs_loss(model, x_val, y_val, cfg.seed), cfg, progress,
+        xv, yv = x_val[:cfg.max_val], y_val[:cfg.max_val]
+        result = _fit(model, n, step, lambda: -mean_abs_loss(model, xv, yv, cfg.seed), cfg, progress,
                       "ABS VAEs", "val_neg_loss")
     finally:
         model.to(memory_format=torch.contiguous_format)
@@ -167,7 +169,8 @@ def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     n_protos = FINETUNE_INFERENCE.prototypes
     history, ce_sum, hits, seen = [], 0.0, 0, 0
-    bar = tqdm(range(steps), disable=not progress, desc="ABS finetuning", leave=False)
+    bar = tqdm(range(steps), disable=not progress, desc="ABS finetuning", leave=False,
+               position=_train.BAR_POSITION)
     for i in bar:
         if i % FINETUNE_REFRESH == 0:
             protos = model.prototypes(n_protos)          # kept while the weights move on

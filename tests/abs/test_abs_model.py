@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from abstain.models.abs import ABS, MODES, Inference, project
+from abstain.models.abs import _SHARED_PROTOTYPES, ABS, MODES, Inference, project
 from abstain.tensors import to_tensor
 
 SMALL = Inference(prototypes=300, steps=5, lr=0.05)
@@ -88,7 +88,9 @@ def test_prototype_cache_is_deterministic_and_most_probable(model):
     fresh.load_state_dict(model.state_dict())
     fresh.eval()
     z1, img1, c1 = model.prototypes(500)
+    _SHARED_PROTOTYPES.clear()                     # decoded again, not shared
     z2, img2, c2 = fresh.prototypes(500)
+    assert img2 is not img1
     assert torch.equal(z1, z2) and torch.allclose(img1, img2) and torch.allclose(c1, c2)
     assert img1.shape == (10, 500, 784) and z1.shape == (500, 8)
     draws = torch.randn(555, 8, generator=torch.Generator().manual_seed(model.config.prototype_seed))
@@ -109,6 +111,21 @@ def test_cache_follows_the_weights(model):
     with torch.no_grad():
         m.class_scale.mul_(1.1)                    # scales the losses, not the decoders
     assert m.prototypes(100)[1] is after
+
+
+def test_models_with_the_same_weights_share_their_prototypes(model):
+    def loaded(state):
+        m = ABS(model.config)
+        m.load_state_dict(state)
+        return m.eval()
+    a, b = loaded(model.state_dict()), loaded(model.state_dict())
+    protos = a.prototypes(200)
+    assert all(x is y for x, y in zip(b.prototypes(200), protos))      # not decoded again
+    other = {k: v.clone() for k, v in model.state_dict().items()}
+    other["vaes.3.decoder.0.bias"] += 0.5
+    changed = loaded(other).prototypes(200)
+    assert changed[1] is not protos[1] and not torch.allclose(changed[1][3], protos[1][3])
+    assert torch.equal(changed[1][2], protos[1][2])                    # the other classes decode alike
 
 
 def test_projection_keeps_latents_in_the_ball(model, digits):

@@ -110,6 +110,13 @@ def test_fit_max_train_below_one_is_one_line_and_writes_nothing(tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["fit", "demo"])
+def test_workers_below_one_is_one_line_and_writes_nothing(tmp_path, capsys, command):
+    assert main([command, "--run", str(tmp_path / "run"), "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in _err_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_eval_json_schema(tiny_run, tmp_path, capsys):
     assert main(["eval", "--run", str(tiny_run.path), "--ood", "uniform_noise,letters", "--limit", "500",
                  "--json", str(tmp_path / "e.json")]) == 0

@@ -127,7 +127,7 @@ def test_training_is_seeded_whatever_ran_before(tmp_path, mnist):
     import torch
     from abstain.run import RunConfig, _checkpoint
     from abstain.train import TrainConfig
-    cfg = RunConfig(classifier_train=TrainConfig(epochs=1, max_train=1000))
+    cfg = RunConfig(classifier_train=TrainConfig(epochs=1, max_train=1000, max_val=2000))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a, _ = _checkpoint(tmp_path / "a", "classifier", cfg, mnist, False)

@@ -46,3 +46,20 @@ def test_random_distort_changes_about_the_chosen_share_and_keeps_digits(mnist):
     moved = (every - x).abs().flatten(1).mean(1)
     assert (moved > 0.01).float().mean() > 0.95              # visibly changed, yet the same digit:
     assert torch.nn.functional.cosine_similarity(every.flatten(1), x.flatten(1)).mean() > 0.8
+
+
+def test_max_val_judges_each_epoch_on_the_first_validation_images(mnist):
+    from abstain.models.classifier import CNN
+    from abstain.train import accuracy, train_classifier
+    torch.manual_seed(0)
+    model = CNN()
+    r = train_classifier(model, mnist.x_train, mnist.y_train, mnist.x_val, mnist.y_val,
+                         TrainConfig(epochs=1, max_train=500, max_val=300))
+    assert r["val_accuracy"] == accuracy(model, mnist.x_val[:300], mnist.y_val[:300])
+    assert r["val_accuracy"] != accuracy(model, mnist.x_val, mnist.y_val)   # not the whole split
+
+
+@pytest.mark.parametrize("field", ["max_train", "max_val"])
+def test_max_train_and_max_val_must_be_positive(field):
+    with pytest.raises(ValueError, match=f"{field} must be at least 1"):
+        TrainConfig(**{field: 0})
