@@ -4,10 +4,9 @@ processes (abstain.train_pool), on real MNIST, same configs, same machine, one r
 Usage: python bench/train_pool_speed.py [--max-train N] [--epochs 1] [--workers 1 2]
 Trains the MNIST run's four models (classifier, VAE, background VAE, ABS: `make demo`'s
 configs, with `--epochs` epochs each, on all 50,000 training images or the first
-`--max-train`) into a fresh
-folder once per `--workers` value (1 = in this process with all its torch threads), and
-prints and writes the wall time of each and the speed-up over the first to
-bench/results/train_pool_speed.json.
+`--max-train`) into a fresh folder once per `--workers` value (1 = in this process with all
+its torch threads), and prints and writes the wall time of each and the speed-up over the
+first to bench/results/train_pool_speed.json.
 """
 from __future__ import annotations
 

@@ -24,9 +24,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, train_pool
 from .atomic import write_json
-from . import train_pool
 from .checkpoint import config_from_dict, config_to_dict, load_module, load_or_train, matches
 from .data.datasets import Dataset, load_dataset
 from .detectors import DETECTORS, make_detector

@@ -3,9 +3,9 @@
 A run trains up to four models (classifier, VAE, background VAE, ABS), each independent of
 the others. Each worker trains one model, seeded as in one process, and writes its checkpoint
 (atomically); the caller then loads the checkpoints. A worker trains a model bit for bit as
-this process does with the same number of torch threads (tests/unit/test_train_pool.py);
-a model's numbers depend on that number in the last bits, which training amplifies, so its
-summary records it.
+this process does with the same number of torch threads (tests/unit/test_train_pool.py checks
+the classifier and the VAE); a model's numbers depend on that number in the last bits, which
+training amplifies, so its summary records it.
 
 On 2 cores side by side gains little: two single-threaded workers trained the four models
 (one epoch each, demo configs) in 104.3 s against 116.0 s one after another with both threads,
