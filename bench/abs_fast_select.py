@@ -36,8 +36,9 @@ from abs_speed import ROOT, add_model_options, measure, model_from_args, save_pn
 #: the fast mode of 2026-11-25 first; then candidates that spend more of the 10x budget on
 #: steps or on refined classes; then (2026-12-03) the fast mode with a check: the images whose two
 #: best logits end within a margin solved again with the faithful steps on the 4 classes whose
-#: best prototype fits best (on this proxy those 4 always held the faithful mode's answer)
-CHECK = Inference(8000, 50, 0.05, 4)
+#: best prototype fits best (on this proxy those 4 always held the faithful mode's answer): the
+#: check of abstain's checked mode, tried at several margins
+CHECK = MODES["checked"].check
 CANDIDATES = [MODES["fast"], Inference(8000, 13, 0.1, 3), Inference(8000, 15, 0.1, 2),
               Inference(8000, 20, 0.1, 2), Inference(8000, 10, 0.1, 4), Inference(8000, 14, 0.07, 3),
               Inference(8000, 20, 0.05, 2),

@@ -50,16 +50,19 @@ def fresh_stages(log: Path, run: Path, total: float) -> dict:
         seconds = json.loads(f.read_text()).get("training", {}).get("seconds")
         if seconds is not None:
             training[f.stem] = seconds
+    per_model = {f"train_{m}": round(v) for m, v in training.items()}
     pool = json.loads((run / "run.json").read_text()).get("summary", {}).get("training")
-    if pool is None or pool["workers"] == 1:   # one after another: the stages add up
-        return {"install_and_startup": round(total - demo), **{f"train_{m}": round(v) for m, v in training.items()},
-                "fit_rest": round(fit - sum(training.values())), "evaluation": evaluation, "report": report}
-    # side by side (abstain.train_pool): the training's wall time is a stage, each model's own
-    # seconds (in its worker, overlapping the others) are listed apart
-    return {"install_and_startup": round(total - demo), "train_models": round(pool["seconds"]),
-            "fit_rest": round(fit - pool["seconds"]), "evaluation": evaluation, "report": report,
-            "training_side_by_side": {"workers": pool["workers"], "threads": pool["threads"],
-                                      **{f"train_{m}": round(v) for m, v in training.items()}}}
+    side_by_side = pool is not None and pool["workers"] > 1
+    # one after another, the models' seconds are stages that add up; side by side
+    # (abstain.train_pool) the training's wall time is the stage and each model's own seconds
+    # (in its worker, overlapping the others) are listed apart
+    trained = pool["seconds"] if side_by_side else sum(training.values())
+    stages = {"install_and_startup": round(total - demo),
+              **({"train_models": round(trained)} if side_by_side else per_model),
+              "fit_rest": round(fit - trained), "evaluation": evaluation, "report": report}
+    if side_by_side:
+        stages["training_side_by_side"] = {"workers": pool["workers"], "threads": pool["threads"], **per_model}
+    return stages
 
 
 def main() -> None:
