@@ -104,6 +104,34 @@ def test_bad_input_leaves_the_existing_report_alone(built):
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.html"]
 
 
+def test_report_is_kept_when_drawn_from_the_same_inputs(built, tmp_path, monkeypatch):
+    import abstain.report as report
+    run, result, sets, path, text = built
+    key = report.report_key(run, result, sets)
+    assert f'<meta name="abstain-report-key" content="{key}">' in text.split("</head>")[0]
+    assert report.existing_key(path) == key and len(key) == 32
+    copy = tmp_path / "report.html"
+    copy.write_text(text, encoding="utf-8")
+    before = copy.stat().st_mtime_ns
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+    monkeypatch.setattr(report, "render", no_render)
+    assert build_report(run, result, sets, copy) == copy        # same inputs: not drawn again
+    assert copy.stat().st_mtime_ns == before and copy.read_text(encoding="utf-8") == text
+
+    drawn = []
+    monkeypatch.setattr(report, "render", lambda run, result, sets, key: drawn.append(key) or f"page {key}")
+    changed = {**result, "accuracy": result["accuracy"] - 0.01}
+    build_report(run, changed, sets, copy)                      # another result: drawn again
+    scores = dict(sets[1].scores, msp=sets[1].scores["msp"] + 1e-9)
+    moved = [sets[0], type(sets[1])(**{**vars(sets[1]), "scores": scores}), *sets[2:]]
+    build_report(run, result, moved, copy)                      # one set's scores moved: again
+    assert len(drawn) == 2 and len({key, *drawn}) == 3
+    assert copy.read_text(encoding="utf-8") == f"page {drawn[1]}"
+    assert report.existing_key(tmp_path / "missing.html") is None
+
+
 def test_every_detector_and_ood_set_is_named(built):
     run, _result, _sets, _path, text = built
     results = _section(text, "results")

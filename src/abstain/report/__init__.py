@@ -7,14 +7,20 @@ Usage::
 
 The page has inline CSS and every figure embedded as a base64 PNG, so it can be mailed or
 archived as one file. It is written atomically: a temporary file in the same folder is renamed
-onto the target only once it is complete.
+onto the target only once it is complete. Its head carries a key of everything it is drawn from
+(:func:`report_key`); a report already at the target with the same key is kept as it is, so a
+second `abstain demo` on a cached run does not draw it again.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
 from ..atomic import write_text
@@ -129,8 +135,38 @@ def failure_sets(sets: list) -> list:
     return [s for s in sets if s.kind in FAILURE_KINDS]
 
 
-def render(run, result: dict, sets: list) -> str:
-    """The report as an HTML string."""
+KEY_META = "abstain-report-key"
+_KEY_RE = re.compile(rf'<meta name="{KEY_META}" content="([0-9a-f]+)">')
+
+
+def report_key(run, result: dict, sets: list) -> str:
+    """Hash of what the page is drawn from: the run (its fingerprint: code, guard, checkpoints)
+    and its folder, evaluate()'s result, every set's images, logits and scores, and the
+    versions of the libraries that draw and compute it."""
+    h = hashlib.sha256()
+    for part in (run.fingerprint, str(run.path), json.dumps(result, sort_keys=True, default=str),
+                 matplotlib.__version__, np.__version__):
+        h.update(part.encode() + b"\0")
+    for s in sets:
+        arrays = [s.images, s.logits, *(s.scores[d] for d in sorted(s.scores)), s.partner, s.mask]
+        h.update(f"{s.name}\0{s.kind}\0{sorted(s.scores)}\0".encode())
+        for a in arrays:
+            h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:32]
+
+
+def existing_key(out: Path) -> str | None:
+    """The key in the head of the report at `out`, if there is one."""
+    try:
+        with open(out, encoding="utf-8", errors="replace") as fh:
+            m = _KEY_RE.search(fh.read(4096))
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def render(run, result: dict, sets: list, key: str | None = None) -> str:
+    """The report as an HTML string (`key`: :func:`report_key`, written into its head)."""
     _check(result, sets)
     sets_all = sets
     sets = [s for s in sets if s.kind not in FAILURE_KINDS]      # OOD sets for the other sections
@@ -140,14 +176,21 @@ def render(run, result: dict, sets: list) -> str:
              html.results(result["results"], run.guard.detector),
              _strips_section(run, result, sets), _roc_section(run, result, sets_all),
              _examples_section(run, sets), _reconstruction_section(run, items), _abs_section(run, items)]
-    return html.page(f"abstain report: {result['dataset']}", "\n".join(parts))
+    return html.page(f"abstain report: {result['dataset']}", "\n".join(parts),
+                     {KEY_META: key} if key else None)
 
 
 def build_report(run, result: dict, sets: list, out: str | Path) -> Path:
-    """Write the report for `run` (with evaluate()'s `result` and `sets`) to `out`; return its path."""
+    """Write the report for `run` (with evaluate()'s `result` and `sets`) to `out`; return its
+    path. A report already at `out` drawn from the same inputs (:func:`report_key`) is kept."""
     out = Path(out)
     start = time.perf_counter()
-    text = render(run, result, sets)
+    _check(result, sets)
+    key = report_key(run, result, sets)
+    if existing_key(out) == key:
+        log.info("report %s is up to date (%.1f s to check)", out, time.perf_counter() - start)
+        return out
+    text = render(run, result, sets, key)
     write_text(out, text)
     log.info("wrote report %s (%.0f kB) in %.1f s", out, out.stat().st_size / 1024,
              time.perf_counter() - start)

@@ -73,9 +73,10 @@ def section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>\n{body}\n</section>'
 
 
-def page(title: str, body: str) -> str:
-    """The full document around the sections."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+def page(title: str, body: str, meta: dict[str, str] | None = None) -> str:
+    """The full document around the sections; `meta`: extra <meta name content> tags."""
+    tags = "".join(f'<meta name="{esc(k)}" content="{esc(v)}">\n' for k, v in (meta or {}).items())
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + tags +
             f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             f"<h1>{esc(title)}</h1>\n{body}\n</body>\n</html>\n")
 
