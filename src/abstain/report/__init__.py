@@ -22,6 +22,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import torch
 
 from ..atomic import write_text
 from ..errors import InputError
@@ -142,10 +143,11 @@ _KEY_RE = re.compile(rf'<meta name="{KEY_META}" content="([0-9a-f]+)">')
 def report_key(run, result: dict, sets: list) -> str:
     """Hash of what the page is drawn from: the run (its fingerprint: code, guard, checkpoints)
     and its folder, evaluate()'s result, every set's images, logits and scores, and the
-    versions of the libraries that draw and compute it."""
+    versions of the libraries that draw and compute it (torch: the chicken's and the
+    reconstructions' figures are computed while drawing)."""
     h = hashlib.sha256()
     for part in (run.fingerprint, str(run.path), json.dumps(result, sort_keys=True, default=str),
-                 matplotlib.__version__, np.__version__):
+                 matplotlib.__version__, np.__version__, torch.__version__):
         h.update(part.encode() + b"\0")
     for s in sets:
         arrays = [s.images, s.logits, *(s.scores[d] for d in sorted(s.scores)), s.partner, s.mask]
