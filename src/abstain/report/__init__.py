@@ -26,6 +26,7 @@ import torch
 
 from ..atomic import write_text
 from ..errors import InputError
+from ..tensors import images_digest
 from . import data, html, plots
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,11 @@ def report_key(run, result: dict, sets: list) -> str:
                  matplotlib.__version__, np.__version__, torch.__version__):
         h.update(part.encode() + b"\0")
     for s in sets:
-        arrays = [s.images, s.logits, *(s.scores[d] for d in sorted(s.scores)), s.partner, s.mask]
-        h.update(f"{s.name}\0{s.kind}\0{sorted(s.scores)}\0".encode())
-        for a in arrays:
-            h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+        arrays = {"images": s.images, "logits": s.logits, "partner": s.partner, "mask": s.mask,
+                  **{f"score {d}": v for d, v in sorted(s.scores.items())}}
+        h.update(f"{s.name}\0{s.kind}\0".encode())
+        for what, a in arrays.items():
+            h.update(f"{what}={'-' if a is None else images_digest(a)}\0".encode())
     return h.hexdigest()[:32]
 
 
