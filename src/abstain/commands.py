@@ -79,6 +79,15 @@ def cmd_fit(args) -> int:
         raise InputError(f"--abs-finetune must be >= 0, got {args.abs_finetune}")
     if not 0 <= args.background_mutation < 1:
         raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
+    for flag in ("epochs", "vae_epochs", "background_epochs", "abs_epochs"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.abs_beta < float("inf"):
+        raise InputError(f"--abs-beta must be >= 0, got {args.abs_beta}")
+    if not 0 <= args.background_weight_decay < float("inf"):
+        raise InputError(f"--background-weight-decay must be >= 0, got {args.background_weight_decay}")
     if args.union is not None:
         base = base.with_union(_union_spec(args.union))
     cfg = replace(base, detector=args.detector, accept=args.accept,
@@ -167,11 +176,13 @@ def cmd_attack(args) -> int:
 
 def cmd_purify(args) -> int:
     from .purify import PurifyConfig, purification_table
-    if args.n < 1 or args.steps < 1:
-        raise InputError("--n and --steps must be at least 1")
+    if args.n < 1 or args.steps < 1 or args.attack_steps < 1:
+        raise InputError("--n, --steps and --attack-steps must be at least 1")
+    if not 0 < args.lr < float("inf") or not 0 <= args.nu < float("inf"):
+        raise InputError(f"--lr must be positive and --nu >= 0, got --lr {args.lr} --nu {args.nu}")
+    cfg = PurifyConfig(steps=args.steps, lr=args.lr, nu=args.nu)
     run = _load(args.run)
-    table = purification_table(run, n=args.n, cfg=PurifyConfig(steps=args.steps, lr=args.lr, nu=args.nu),
-                               attack_steps=args.attack_steps, progress=_progress())
+    table = purification_table(run, n=args.n, cfg=cfg, attack_steps=args.attack_steps, progress=_progress())
     print(f"{'set':<12}{'before':>9}{'after':>9}{'fixed':>7}{'broken':>8}")
     for name, r in table["results"].items():
         print(f"{name:<12}{100 * r['accuracy_before']:>8.1f}%{100 * r['accuracy_after']:>8.1f}%"
@@ -300,6 +311,8 @@ def cmd_demo(args) -> int:
     from .evaluate import evaluate
     from .run import RunConfig, fit_run
     t0 = time.time()
+    if args.attacks < 0:
+        raise InputError(f"--attacks is a number of test images (0 = none), got {args.attacks}")
     run_dir = args.run or abstain_home() / "runs" / "mnist"
     print(f"abstain demo: MNIST run in {run_dir} (reused when valid)")
     run = fit_run(run_dir, RunConfig.for_dataset("mnist"), progress=_progress(), force=args.force,

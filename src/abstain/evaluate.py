@@ -47,6 +47,10 @@ def evaluate(run: Run, ood: list[str] | None = None, progress: bool = False,
     attacks that many correctly classified test images with every attack of the grid."""
     if limit is not None and limit < 1:
         raise InputError(f"limit must be a positive number of images, got {limit}")
+    if attacks < 0:
+        raise InputError(f"attacks is a number of test images to attack (0 = none), got {attacks}")
+    if attacks and attack_steps < 1:
+        raise InputError(f"attack steps must be at least 1, got {attack_steps}")
     data = run.dataset
     cut = slice(None, limit)
     names = suite_names(run.config.dataset) if not ood else ood

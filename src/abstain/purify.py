@@ -24,6 +24,14 @@ class PurifyConfig:
     lr: float = 0.01
     nu: float = 1.0          # pull back to the extracted feature
 
+    def __post_init__(self):
+        if self.steps < 1:
+            raise InputError(f"purify steps must be at least 1, got {self.steps}")
+        if not 0 < self.lr < float("inf"):
+            raise InputError(f"purify lr must be a positive number, got {self.lr}")
+        if not 0 <= self.nu < float("inf"):
+            raise InputError(f"purify nu (the pull back to the feature) must be >= 0, got {self.nu}")
+
 
 def purify(gmm: GMM, features: np.ndarray, cfg: PurifyConfig = PurifyConfig()) -> np.ndarray:
     """Purified copies of `features` (N, D)."""

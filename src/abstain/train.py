@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .models.classifier import CNN
 from .models.vae import ConvVAE, mutate
 from .tensors import to_tensor
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 #: the terminal line of this process's training progress bars: None in one process, the
 #: worker's slot when several train side by side (abstain.train_pool)
 BAR_POSITION: int | None = None
+
+SCHEDULES = ("onecycle", "constant")
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,26 @@ class TrainConfig:
     distort: float = 0.0
 
     def __post_init__(self):
+        """Settings no training can run with fail here, as an InputError (a ValueError) that
+        names the field, before any data is loaded or model trained."""
         for name in ("max_train", "max_val"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1 (or None for all), got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1 (or None for all), got {getattr(self, name)}")
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0 or self.lr == math.inf:
+            raise InputError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise InputError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.shift < 0:
+            raise InputError(f"shift must be >= 0 pixels, got {self.shift}")
+        if not 0 <= self.distort <= 1:
+            raise InputError(f"distort is a probability in [0, 1], got {self.distort}")
+        if self.seed < 0:
+            raise InputError(f"seed must be >= 0, got {self.seed}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"unknown learning-rate schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -66,9 +86,6 @@ def random_shift(x: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Te
     out = padded[:, 0].gather(1, rows)                                           # (n, 28, 28+2p)
     cols = (offs[:, 1:] + torch.arange(28)).unsqueeze(1).expand(n, 28, 28)
     return out.gather(2, cols).unsqueeze(1)
-
-
-SCHEDULES = ("onecycle", "constant")
 
 
 def random_distort(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:

@@ -110,6 +110,41 @@ def test_fit_max_train_below_one_is_one_line_and_writes_nothing(tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "--epochs must be at least 1, got 0"),
+    ("--vae-epochs", "-1", "--vae-epochs must be at least 1, got -1"),
+    ("--background-epochs", "0", "--background-epochs must be at least 1"),
+    ("--abs-epochs", "0", "--abs-epochs must be at least 1"),
+    ("--seed", "-1", "--seed must be >= 0, got -1"),
+    ("--abs-beta", "-0.5", "--abs-beta must be >= 0"),
+    ("--abs-beta", "nan", "--abs-beta must be >= 0, got nan"),
+    ("--background-weight-decay", "-1", "--background-weight-decay must be >= 0")])
+def test_fit_numbers_no_training_can_use_are_one_line_and_write_nothing(tmp_path, capsys, option, value, message):
+    # each of these once ended in a traceback (epochs 0: no best weights to load; a negative
+    # seed: numpy's generator) or trained a model on a meaningless loss (negative beta / decay)
+    assert main(["fit", "--run", str(tmp_path / "run"), option, value]) == 2
+    assert message in _err_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--attacks", "-1"], "--attacks is a number of test images"),
+    (["purify", "--lr", "0"], "--lr must be positive"), (["purify", "--nu", "-1"], "--nu -1.0"),
+    (["purify", "--attack-steps", "0"], "--attack-steps must be at least 1")])
+def test_numbers_no_command_can_use_fail_before_any_work(tmp_path, capsys, argv, message):
+    # the run folder does not exist: these fail on the number, before looking for it
+    assert main([*argv, "--run", str(tmp_path / "run")]) == 2
+    assert message in _err_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_eval_negative_attacks_is_one_line_before_scoring(tiny_run, tmp_path, capsys):
+    # -1 once attacked every correctly classified test image but the last (a slice [:-1])
+    assert main(["eval", "--run", str(tiny_run.path), "--attacks", "-1", "--json", str(tmp_path / "e.json")]) == 2
+    assert "attacks is a number of test images" in _err_line(capsys)
+    assert not (tmp_path / "e.json").exists()
+
+
 @pytest.mark.parametrize("command", ["fit", "demo"])
 def test_workers_below_one_is_one_line_and_writes_nothing(tmp_path, capsys, command):
     assert main([command, "--run", str(tmp_path / "run"), "--workers", "0"]) == 2

@@ -63,3 +63,24 @@ def test_max_val_judges_each_epoch_on_the_first_validation_images(mnist):
 def test_max_train_and_max_val_must_be_positive(field):
     with pytest.raises(ValueError, match=f"{field} must be at least 1"):
         TrainConfig(**{field: 0})
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"epochs": 0}, "epochs must be at least 1"), ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"patience": 0}, "patience must be at least 1"), ({"lr": 0.0}, "lr must be a positive number"),
+    ({"lr": float("nan")}, "lr must be a positive number"), ({"weight_decay": -1e-4}, "weight_decay must be >= 0"),
+    ({"shift": -1}, "shift must be >= 0"), ({"distort": 1.5}, "distort is a probability"),
+    ({"seed": -1}, "seed must be >= 0")])
+def test_settings_no_training_can_use_fail_at_construction(fields, message):
+    from abstain.errors import InputError
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**fields)
+
+
+def test_abs_config_rejects_a_negative_kl_weight_and_step_counts():
+    from abstain.errors import InputError
+    from abstain.models.abs import ABSConfig
+    for fields in ({"beta": -1.0}, {"beta": float("nan")}, {"finetune_steps": -1}, {"scale_fit_images": -2}):
+        with pytest.raises(InputError, match="ABS"):
+            ABSConfig(**fields)
+    assert ABSConfig(beta=0.0).beta == 0.0          # a plain autoencoder's loss is allowed

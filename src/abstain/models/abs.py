@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
+
 PIXELS = 784
 
 #: decoded prototypes shared by every ABS object whose class VAEs hold the same weights (a run
@@ -71,6 +73,13 @@ class ABSConfig:
     finetune_steps: int = 0
     finetune_lr: float = 1e-3
     finetune_weight: float = 3.0
+
+    def __post_init__(self):
+        if not 0 <= self.beta < float("inf"):
+            raise InputError(f"ABS beta (the KL weight) must be >= 0, got {self.beta}")
+        for name in ("scale_fit_images", "finetune_steps"):
+            if getattr(self, name) < 0:
+                raise InputError(f"ABS {name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
