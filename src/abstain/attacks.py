@@ -44,6 +44,8 @@ class AttackConfig:
             raise InputError(f"unknown attack loss {self.loss!r}; known: {', '.join(LOSSES)}")
         if self.steps < 1 or self.restarts < 1:
             raise InputError("attack steps and restarts must be at least 1")
+        if self.seed < 0 or self.batch_size < 1:
+            raise InputError(f"attack seed must be >= 0 and batch size >= 1, got {self.seed} and {self.batch_size}")
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -124,6 +126,11 @@ def attack(model: torch.nn.Module, images, labels, cfg: AttackConfig, progress: 
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"labels: expected {len(images)} integer labels, got shape {labels.shape} {labels.dtype}")
     model.eval()
+    with torch.no_grad():
+        n_classes = model(to_tensor(images[:1])).shape[1]
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise InputError(f"labels: must lie in 0..{n_classes - 1} (the model's classes), "
+                         f"got {labels.min()}..{labels.max()}")
     gen = torch.Generator().manual_seed(cfg.seed)
     out = []
     for i in tqdm(range(0, len(images), cfg.batch_size), desc=f"{cfg.name} eps={cfg.eps:g}",

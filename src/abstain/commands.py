@@ -263,10 +263,10 @@ def cmd_probe(args) -> int:
     if args.n < 1 or args.epochs < 1:
         raise InputError("--n and --epochs must be at least 1")
     sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()] if args.sweeps else None
+    pair = PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed)
     run = _load(args.run)
     try:
-        result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(),
-                            pair=PairConfig(epochs=args.epochs, vae_epochs=args.epochs, seed=args.seed),
+        result = run_probes(run, n=args.n, seed=args.seed, sweeps=sweeps, progress=_progress(), pair=pair,
                             all_detectors=args.all_detectors, classifier=args.classifier)
     except OSError as exc:
         raise InputError(f"probe: {exc.strerror or exc} ({exc.filename}); the 1-vs-7 net is cached in "

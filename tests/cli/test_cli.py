@@ -130,7 +130,10 @@ def test_fit_numbers_no_training_can_use_are_one_line_and_write_nothing(tmp_path
 @pytest.mark.parametrize("argv, message", [
     (["demo", "--attacks", "-1"], "--attacks is a number of test images"),
     (["purify", "--lr", "0"], "--lr must be positive"), (["purify", "--nu", "-1"], "--nu -1.0"),
-    (["purify", "--attack-steps", "0"], "--attack-steps must be at least 1")])
+    (["purify", "--attack-steps", "0"], "--attack-steps must be at least 1"),
+    # a negative seed once reached numpy's generator (a traceback) after the run was loaded
+    (["probe", "--seed", "-1"], "seed must be >= 0"),
+    (["robustness", "--seed", "-1", "--json", "r.json"], "seed must be >= 0")])
 def test_numbers_no_command_can_use_fail_before_any_work(tmp_path, capsys, argv, message):
     # the run folder does not exist: these fail on the number, before looking for it
     assert main([*argv, "--run", str(tmp_path / "run")]) == 2

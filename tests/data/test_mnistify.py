@@ -137,6 +137,12 @@ def test_missing_file_raises_input_error(tmp_path: Path) -> None:
         mnistify(tmp_path / "nope.png")
 
 
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    # `abstain check DIR` once said "image file not found: DIR" of a folder that exists
+    with pytest.raises(InputError, match="is a directory; pass image files"):
+        mnistify(tmp_path)
+
+
 def test_input_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         mnistify(np.zeros((1, 2, 3, 4)))

@@ -46,3 +46,7 @@ def test_bad_config_and_labels(tiny_run, batch):
     x, y = batch
     with pytest.raises(InputError):
         attack(tiny_run.classifier, x, y[:3], AttackConfig())
+    for bad, shown in ((np.where(y == y[0], 10, y), "0..9"), (np.where(y == y[0], -1, y), "0..9"),
+                       (y.astype(np.float32), "integer")):
+        with pytest.raises(InputError, match=shown):
+            attack(tiny_run.classifier, x, bad, AttackConfig())

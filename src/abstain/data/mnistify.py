@@ -49,6 +49,8 @@ def load_image(path: str | Path) -> np.ndarray:
         InputError: the file is missing or is not a readable image.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a directory; pass image files (e.g. {p}/*.png)")
     if not p.is_file():
         raise InputError(f"image file not found: {p}")
     try:

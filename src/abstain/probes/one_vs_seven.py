@@ -67,6 +67,12 @@ class PairConfig:
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
             raise InputError(f"1-vs-7: limit must be at least 1 image, got {self.limit}")
+        if self.epochs < 1 or self.vae_epochs < 1:
+            raise InputError(f"1-vs-7: epochs must be at least 1, got {self.epochs} and {self.vae_epochs}")
+        if not 0 < self.lr < float("inf"):
+            raise InputError(f"1-vs-7: lr must be a positive number, got {self.lr}")
+        if self.seed < 0:
+            raise InputError(f"seed must be >= 0, got {self.seed}")
 
 
 def pair_split(data, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -51,6 +51,13 @@ class RobustnessConfig:
     #: minutes on 2 cores. The JSON's settings name the inference ("abs_inference")
     abs_mode: str = "fast"
 
+    def __post_init__(self):
+        for name in ("n", "pool", "batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"robustness {name} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise InputError(f"seed must be >= 0, got {self.seed}")
+
     def budget(self, name: str) -> SearchBudget:
         return self.slow if ROBUSTNESS_MODELS[name].slow else self.fast
 
