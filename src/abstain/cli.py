@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train", type=int, default=None,
                    help="use only the first N training images (to train the models and fit the detectors)")
     p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
-    p.add_argument("--force", action="store_true", help="delete DIR and refit from scratch")
+    p.add_argument("--force", action="store_true",
+                   help="delete DIR and refit from scratch (refused when DIR holds files a run does not write)")
 
     p = sub.add_parser("eval", help="evaluate a run on the test set and the OOD suite")
     _add_run(p)
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from . import commands
     try:
+        commands.check_outputs(args)
         return getattr(commands, f"cmd_{args.command}")(args)
     except AbstainError as exc:
         print(f"abstain: error: {exc}", file=sys.stderr)

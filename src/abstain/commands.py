@@ -28,6 +28,27 @@ def _load(run_dir: Path):
     return load_run(run_dir)
 
 
+#: the options naming a file a command writes
+OUTPUT_OPTIONS = ("json", "report", "out", "explain_png")
+
+
+def check_outputs(args) -> None:
+    """Fail, before any work, on an output path no write can succeed at: a directory, or a path
+    under a file. A robustness run once computed for its whole budget and then failed to write."""
+    for name in OUTPUT_OPTIONS:
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        option = f"--{name.replace('_', '-')}"
+        if path.is_dir():
+            raise InputError(f"{option} {path}: is a directory; name a file to write")
+        folder = path.parent
+        while not folder.exists():          # the nearest existing folder above it (created on write)
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"{option} {path}: {folder} is a file, not a folder")
+
+
 def _write_file(out: Path, write):
     """`write(out)` (JSON, a report page, a PNG); an OS error becomes the one-line InputError."""
     try:

@@ -238,6 +238,24 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+#: what a run folder may hold besides run.json (a run interrupted before its run.json was
+#: written): checkpoints, their metadata, results, reports, score caches, temporary files
+_RUN_SUFFIXES = {".safetensors", ".json", ".html", ".png", ".npz", ".tmp"}
+_RUN_FOLDERS = {"scores", "probes"}
+
+
+def _looks_like_run(folder: Path) -> bool:
+    """Whether `folder` is a run's (run.json) or holds only what a run writes, so that --force
+    may delete it: `abstain fit --run ~ --force` must not remove a home folder."""
+    try:
+        if "abstain_version" in json.loads((folder / "run.json").read_text()):
+            return True
+    except (OSError, ValueError, TypeError):
+        pass
+    return all((p.is_dir() and p.name in _RUN_FOLDERS) or (p.is_file() and p.suffix in _RUN_SUFFIXES)
+               for p in folder.iterdir())
+
+
 def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool = False,
             force: bool = False, workers: int | None = 1) -> Run:
     """Train (or reuse) the run's models, fit every detector, calibrate the guard. Models to
@@ -248,8 +266,13 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
     folder = Path(folder)
     if config.detector not in config.instances():
         raise InputError(f"unknown detector {config.detector!r}; known: {', '.join(sorted(config.instances()))}")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a run folder; pass a new or existing run folder")
     previous = None
     if force and folder.exists():
+        if not _looks_like_run(folder):
+            raise InputError(f"refusing to delete {folder} for --force: it holds files an abstain run does not "
+                             "write (no run.json); pass a new folder or a run's folder")
         shutil.rmtree(folder)
     elif (folder / "run.json").exists():
         try:
@@ -259,7 +282,10 @@ def fit_run(folder: str | Path, config: RunConfig = RunConfig(), progress: bool 
                 return previous
         except RunError as exc:
             log.warning("refitting %s: %s", folder, exc)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from exc
     data = load_dataset(config.dataset)
     models, summary = train_models(folder, config, data, progress, workers)
     guard = fit_guard(models, data, config, reusable_detectors(previous, config, models))

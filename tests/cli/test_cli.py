@@ -94,6 +94,33 @@ def test_missing_run_is_one_line(tmp_path, capsys):
     assert "abstain fit" in _err_line(capsys)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["robustness", "--json", "{dir}"], "--json {dir}: is a directory"),
+    (["eval", "--report", "{dir}"], "--report {dir}: is a directory"),
+    (["eval", "--json", "{file}/sub/e.json"], "{file} is a file, not a folder"),
+    (["attack", "--attack", "pgd", "--eps", "0.1", "--input", "x.npy", "--labels", "y.npy", "--out", "{dir}"],
+     "--out {dir}: is a directory")])
+def test_an_output_no_write_can_succeed_at_fails_before_any_work(tmp_path, capsys, argv, message):
+    # the run does not exist: these fail on the output path, before looking for it (a robustness
+    # run once computed for its whole budget and then could not write its JSON to a folder)
+    (tmp_path / "f").write_text("")
+    paths = {"dir": str(tmp_path), "file": str(tmp_path / "f")}
+    assert main([*(a.format(**paths) for a in argv), "--run", str(tmp_path / "none")]) == 2
+    assert message.format(**paths) in _err_line(capsys)
+
+
+def test_fit_into_a_file_or_force_on_a_foreign_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("keep")
+    assert main(["fit", "--run", str(tmp_path / "f")]) == 2
+    assert "is a file, not a run folder" in _err_line(capsys)
+    # --force deletes the run folder: never one holding what a run does not write (a home folder)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("keep")
+    assert main(["fit", "--run", str(tmp_path / "mine"), "--force"]) == 2
+    assert "refusing to delete" in _err_line(capsys)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "keep" and (tmp_path / "f").read_text() == "keep"
+
+
 @pytest.mark.parametrize("union, message", [
     (["msp=0", "mahalanobis_layers=1"], "share of msp"), (["msp"], "PART=SHARE"), (["msp=x"], "PART=SHARE"),
     (["msp=1", "msp=2"], "twice"), (["cifar=1"], "'cifar' is not")])

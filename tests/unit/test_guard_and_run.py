@@ -135,3 +135,19 @@ def test_training_is_seeded_whatever_ran_before(tmp_path, mnist):
     b, _ = _checkpoint(tmp_path / "b", "classifier", cfg, mnist, False)
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_force_deletes_only_what_looks_like_a_run(tmp_path, tiny_run):
+    from abstain.run import _looks_like_run
+    assert _looks_like_run(tiny_run.path)
+    partial = tmp_path / "partial"               # interrupted before its run.json was written
+    (partial / "scores").mkdir(parents=True)
+    for name in ("classifier.safetensors", "classifier.json", ".vae.safetensors.x1.tmp"):
+        (partial / name).write_bytes(b"")
+    assert _looks_like_run(partial)
+    (partial / "notes.txt").write_text("mine")
+    assert not _looks_like_run(partial)
+    (partial / "run.json").write_text('{"abstain_version": "0"}')
+    assert _looks_like_run(partial)
+    (partial / "run.json").write_text('{"name": "someone else\'s run.json"}')
+    assert not _looks_like_run(partial)
