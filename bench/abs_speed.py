@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
 HOME = Path(os.environ.get("ABSTAIN_HOME", Path.home() / ".cache/abstain"))
 #: the run's ABS training settings this bench can change (each a --option of the same name)
-TRAIN_OPTIONS = ("shift", "batch_size", "schedule", "distort", "patience")
+TRAIN_OPTIONS = ("shift", "batch_size", "schedule", "distort", "patience", "seed")
 CURVE = [Inference(250, 0), Inference(1000, 0), Inference(8000, 0),
          Inference(1000, 4, 0.1), Inference(1000, 4, 0.1, 3), Inference(1000, 10, 0.05, 3),
          Inference(8000, 10, 0.05, 3), Inference(8000, 5, 0.05, 3), Inference(8000, 10, 0.05, 2),
@@ -56,16 +56,17 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
                 schedule: str | None = None, distort: float | None = None,
                 with_val: bool = False, beta: float | None = None,
                 patience: int | None = None, finetune: int = 0,
-                finetune_weight: float | None = None) -> tuple[ABS, dict]:
+                finetune_weight: float | None = None, seed: int | None = None) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
     `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
     reference trained on all 60,000); the weights kept are then those of the lowest loss on
     validation images the VAEs have seen, so near the last epoch's. `finetune` > 0: that model's
     decoders then finetuned for that many steps (`abstain fit --abs-finetune`), cached apart;
-    `finetune_weight`: the cross-entropy's weight in that finetuning (default the config's)."""
+    `finetune_weight`: the cross-entropy's weight in that finetuning (default the config's);
+    `seed`: of the initial weights, batches, shifts and finetuning batches (default the config's, 0)."""
     base = RunConfig().abs_train
-    given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience)))
+    given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience, seed)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
     suffix = "".join(f"_{k}{getattr(cfg, k)}" for k in given if getattr(cfg, k) != getattr(base, k))
     model_cfg = RunConfig().abs if beta is None else replace(RunConfig().abs, beta=beta)
@@ -120,6 +121,9 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
                          "(beyond the reference; 0: none)")
     ap.add_argument("--finetune-weight", type=float, default=RunConfig().abs.finetune_weight,
                     help="weight of the cross-entropy in that finetuning (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=RunConfig().abs_train.seed,
+                    help="seed of the initial weights, batches, shifts and finetuning batches "
+                         "(abstain's default: %(default)s)")
     ap.add_argument("--beta", type=float, default=RunConfig().abs.beta,
                     help="KL weight of the class VAEs' training loss (abstain fit --abs-beta)")
 
@@ -131,8 +135,11 @@ def model_from_args(args: argparse.Namespace) -> tuple[ABS, dict]:
         sys.exit(f"--finetune-weight must be a number >= 0, got {args.finetune_weight}")
     if args.finetune_weight != RunConfig().abs.finetune_weight and args.finetune <= 0:
         sys.exit("--finetune-weight needs --finetune STEPS (the weight of that finetuning)")
+    if args.seed < 0:
+        sys.exit(f"--seed must be >= 0, got {args.seed}")
     return trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
-                       args.with_val, args.beta, args.patience, args.finetune, args.finetune_weight)
+                       args.with_val, args.beta, args.patience, args.finetune, args.finetune_weight,
+                       args.seed)
 
 
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
@@ -266,7 +273,8 @@ def main() -> None:
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
         "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
-        "train_distort": args.distort, "train_patience": args.patience, "abs_beta": args.beta,
+        "train_distort": args.distort, "train_patience": args.patience, "train_seed": args.seed,
+        "abs_beta": args.beta,
         "finetune_steps": args.finetune, "finetune_weight": args.finetune_weight,
         "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
