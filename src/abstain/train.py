@@ -55,7 +55,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or self.lr == math.inf:
+        if not 0 < self.lr < math.inf:
             raise InputError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.weight_decay < math.inf:
             raise InputError(f"weight_decay must be >= 0, got {self.weight_decay}")
