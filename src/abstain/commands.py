@@ -230,7 +230,8 @@ def cmd_score(args) -> int:
             entry["abs_class"], entry["abs_confidence"] = int(p.argmax()), float(p.max())
     _write_json(args.json, out)
     n_acc = sum(v.verdict == "accept" for v in verdicts)
-    print(f"scored {len(verdicts)} images: {n_acc} accepted, {len(verdicts) - n_acc} abstained; wrote {args.json}")
+    n = len(verdicts)
+    print(f"scored {n} image{'' if n == 1 else 's'}: {n_acc} accepted, {n - n_acc} abstained; wrote {args.json}")
     return 0
 
 

@@ -51,6 +51,12 @@ def test_score_writes_json_in_input_order(tiny_run, mnist, tmp_path, capsys):
                  "--json", str(tmp_path / "outf.json")]) == 0
     outf = json.loads((tmp_path / "outf.json").read_text())
     assert [im["class"] for im in outf["images"]] == expected
+    assert capsys.readouterr().out.splitlines()[-1].startswith("scored 5 images: ")
+    # one image: the summary line says "image"
+    np.save(tmp_path / "x1.npy", x[:1])
+    assert main(["score", "--run", str(tiny_run.path), "--input", str(tmp_path / "x1.npy"),
+                 "--json", str(tmp_path / "out1.json")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("scored 1 image: ")
 
 
 @pytest.mark.parametrize("make, message", [
