@@ -10,7 +10,7 @@ losses (a_y l_y, the negated logits) and the rank of the true class; the most fr
 reject option: for confidence thresholds 0.2 / 0.5 / 0.9, the share of images answered and the
 mistakes among them. `--compare` other such JSONs (another seed, another recipe, or
 bench/abs_speed.py's JSON with its `faithful_errors`): how many mistakes each shares with this
-one. Draws the mistakes next to the JSON (same name, .png): per mistake the input, G_label(z*)
+one, among the first N test images. Draws the mistakes next to the JSON (same name, .png): per mistake the input, G_label(z*)
 and G_pred(z*), titled "index: label->pred".
 """
 from __future__ import annotations
@@ -76,9 +76,11 @@ def error_indices(path: Path) -> set[int]:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         sys.exit(f"--compare {path}: cannot read it as JSON ({e.__class__.__name__})")
-    if isinstance(data.get("mistakes"), list):
+    if isinstance(data, dict) and isinstance(data.get("mistakes"), list) \
+            and all(isinstance(m, dict) and isinstance(m.get("index"), int) for m in data["mistakes"]):
         return {m["index"] for m in data["mistakes"]}
-    if isinstance(data.get("faithful_errors"), list):
+    if isinstance(data, dict) and isinstance(data.get("faithful_errors"), list) \
+            and all(isinstance(i, int) for i in data["faithful_errors"]):
         return set(data["faithful_errors"])
     sys.exit(f"--compare {path}: has neither `mistakes` (abs_errors.py) nor `faithful_errors` (abs_speed.py)")
 
@@ -130,6 +132,7 @@ def main() -> None:
     x, y = data.x_test[:args.n], data.y_test[:args.n]
     summary, wrong, tiles = mistakes(model.with_mode(args.mode), x, y)
     mine = {m["index"] for m in wrong}
+    others = {p: {i for i in s if i < args.n} for p, s in others.items()}     # on the same images only
     compared = {p: {"their_errors": len(s), "shared": len(mine & s), "only_here": len(mine - s),
                     "only_there": len(s - mine)} for p, s in others.items()}
     res = {"command": "python " + " ".join(str(a) for a in sys.argv), "mode": args.mode,
@@ -142,9 +145,11 @@ def main() -> None:
     plot(tiles, wrong, f"ABS ({args.mode} mode): {len(wrong)} mistakes on the first {args.n} MNIST test "
                        f"images; each: input | true class's reconstruction | chosen class's (confidence)", png)
     print(f"{args.mode}: {100 * summary['accuracy']:.2f}% on {args.n} test images, {len(wrong)} mistakes")
-    print("most frequent label->pred: " + ", ".join(f"{r['label']}->{r['pred']} x{r['count']}" for r in res["pairs"][:6]))
-    print(f"median confidence: correct {summary['median_confidence_correct']:.3f}, "
-          f"mistakes {summary['median_confidence_mistakes']:.3f}")
+    print("most frequent label->pred: " + (", ".join(f"{r['label']}->{r['pred']} x{r['count']}"
+                                                     for r in res["pairs"][:6]) or "none"))
+    print("median confidence: " + ", ".join(f"{what} {summary[f'median_confidence_{what}']:.3f}"
+                                            for what in ("correct", "mistakes")
+                                            if summary[f"median_confidence_{what}"] is not None))
     for r in summary["confident_only"]:
         print(f"answering only at confidence >= {r['threshold']:g}: {100 * r['answered']:.1f}% answered, "
               f"mistakes among them: {r['mistakes_answered']}")
