@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from abs_speed import ROOT, add_model_options, model_from_args  # noqa: E402  (a sibling bench script)
-from abstain.atomic import atomic_path, write_json
+from abs_speed import ROOT, add_model_options, model_from_args, save_png  # noqa: E402  (a sibling bench script)
+from abstain.atomic import write_json
 from abstain.data.datasets import load_dataset
+from abstain.explain import explain_grid
 from abstain.models.abs import MODES
 from abstain.tensors import to_tensor
 
@@ -94,21 +94,13 @@ def plot(tiles: np.ndarray, wrong: list[dict], title: str, path: Path, columns: 
     fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, height), dpi=110, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
-        if k < len(wrong):
-            gap = np.full((28, 2), 0.4)
-            t = tiles[k]
-            ax.imshow(np.concatenate([t[0], gap, t[1], gap, t[2]], 1), cmap="gray", vmin=0, vmax=1)
+        if k < len(wrong):          # the input, then the two reconstructions, as `check --explain` draws them
+            ax.imshow(explain_grid(tiles[k][:1], tiles[k][None, 1:], scale=1), cmap="gray", vmin=0, vmax=255)
             m = wrong[k]
             ax.set_title(f"{m['index']}: {m['label']}->{m['pred']} ({m['confidence']:.2f})", fontsize=7, pad=2)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / height))
-    try:           # every pixel is grey: an 8-bit grey PNG, a fraction of matplotlib's RGBA one
-        fig.canvas.draw()
-        grey = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]).convert("L")
-        with atomic_path(path) as tmp:
-            grey.save(tmp, format="PNG", optimize=True)
-    finally:
-        plt.close(fig)
+    save_png(fig, path, grey=True)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from abstain.atomic import atomic_path, write_json
 from abstain.checkpoint import load_module, load_or_train
@@ -201,12 +202,18 @@ def plot(curve: list[dict], path: Path, fast: Inference = MODES["fast"]) -> None
     save_png(fig, path)
 
 
-def save_png(fig, path: Path) -> None:
-    """Write a matplotlib figure to `path` as a PNG (whole or not at all) and close it."""
+def save_png(fig, path: Path, grey: bool = False) -> None:
+    """Write a matplotlib figure to `path` as a PNG (whole or not at all) and close it; `grey`:
+    as an 8-bit grey PNG at the figure's own dpi (for figures with no colour: a fraction of the size)."""
     import matplotlib.pyplot as plt
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
+            if grey:
+                fig.canvas.draw()
+                rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+                Image.fromarray(rgb).convert("L").save(tmp, format="PNG", optimize=True)
+            else:
+                fig.savefig(tmp, format="png", dpi=120)
     finally:
         plt.close(fig)
 
