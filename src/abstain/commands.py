@@ -173,6 +173,11 @@ def load_npy(path: Path) -> np.ndarray:
     return as_images(arr, str(path))
 
 
+def _images(n: int) -> str:
+    """'1 image', '5 images': the count in a command's summary line."""
+    return f"{n} image{'' if n == 1 else 's'}"
+
+
 def cmd_attack(args) -> int:
     from .atomic import atomic_path
     from .attacks import AttackConfig, attack, predict
@@ -191,7 +196,7 @@ def cmd_attack(args) -> int:
                 np.save(fh, adv)
     except OSError as exc:
         raise InputError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
-    print(f"{args.attack} eps={args.eps:g}: {len(adv)} images, success rate {100 * fooled:.1f}%; wrote {args.out}")
+    print(f"{args.attack} eps={args.eps:g}: {_images(len(adv))}, success rate {100 * fooled:.1f}%; wrote {args.out}")
     return 0
 
 
@@ -231,7 +236,7 @@ def cmd_score(args) -> int:
     _write_json(args.json, out)
     n_acc = sum(v.verdict == "accept" for v in verdicts)
     n = len(verdicts)
-    print(f"scored {n} image{'' if n == 1 else 's'}: {n_acc} accepted, {n - n_acc} abstained; wrote {args.json}")
+    print(f"scored {_images(n)}: {n_acc} accepted, {n - n_acc} abstained; wrote {args.json}")
     return 0
 
 

@@ -224,7 +224,12 @@ def test_attack_command_writes_adversarials(tiny_run, mnist, tmp_path, capsys):
     adv = np.load(tmp_path / "a.npy")
     assert adv.shape == (20, 28, 28) and adv.dtype == np.float32
     assert np.abs(adv - mnist.x_test[:20] / 255).max() <= 0.3 + 1e-6
-    assert "success rate" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith("pgd eps=0.3: 20 images, success rate ")
+    np.save(tmp_path / "x1.npy", mnist.x_test[:1])
+    np.save(tmp_path / "y1.npy", mnist.y_test[:1])
+    one = [a.replace("x.npy", "x1.npy").replace("y.npy", "y1.npy") for a in args]
+    assert main(one) == 0
+    assert capsys.readouterr().out.startswith("pgd eps=0.3: 1 image, success rate ")
     np.save(tmp_path / "y.npy", mnist.y_test[:5])
     assert main(args) == 2
     assert "labels" in _err_line(capsys)
