@@ -2,6 +2,7 @@
 explanation of its true class and of the class ABS chose.
 
 Usage: python bench/abs_errors.py [abs_speed.py's model options] [--mode faithful] [--n 10000] [--threads 2] [--compare FILE.json ...] [--out FILE]
+       python bench/abs_errors.py [the same model options] --plot FILE.json
 The model is the one bench/abs_speed.py trains (or loads from its cache) with the same options.
 Classifies the first N test images in `--mode` (default faithful) and writes a JSON: the
 accuracy, and per mistake its test index, label, prediction, ABS's confidence, the two classes'
@@ -11,7 +12,9 @@ reject option: for confidence thresholds 0.2 / 0.5 / 0.9, the share of images an
 mistakes among them. `--compare` other such JSONs (another seed, another recipe, or
 bench/abs_speed.py's JSON with its `faithful_errors`): how many mistakes each shares with this
 one, among the first N test images. Draws the mistakes next to the JSON (same name, .png): per mistake the input, G_label(z*)
-and G_pred(z*), titled "index: label->pred".
+and G_pred(z*), titled "index: label->pred". `--plot` redraws a JSON's PNG from its mistakes
+alone (seconds, not the whole test set), with the JSON's mode, after checking that the model
+given still makes each of them.
 """
 from __future__ import annotations
 
@@ -103,6 +106,40 @@ def plot(tiles: np.ndarray, wrong: list[dict], title: str, path: Path, columns: 
     save_png(fig, path, grey=True)
 
 
+def earlier_run(path: Path) -> dict:
+    """An earlier JSON of this script, checked before any model is trained or loaded."""
+    try:
+        res = json.loads(path.read_text())
+        ok = res["mode"] in MODES and isinstance(res["n"], int) \
+            and all(isinstance(m[k], int) for m in res["mistakes"] for k in ("index", "label", "pred"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"--plot {path}: not a JSON of this script ({e.__class__.__name__})")
+    if not ok:
+        sys.exit(f"--plot {path}: not a JSON of this script (mode, n or a mistake's index, label, pred)")
+    return res
+
+
+def redraw(model, res: dict, path: Path) -> None:
+    """Redraw the PNG of an earlier run from its JSON: classify only its mistakes again."""
+    wrong, mode = res["mistakes"], res["mode"]
+    idx = [m["index"] for m in wrong]
+    if not idx:
+        again, tiles = [], np.zeros((0, 3, 28, 28), np.float32)
+    else:
+        data = load_dataset("mnist")
+        _, again, tiles = mistakes(model.with_mode(mode), data.x_test[idx], data.y_test[idx])
+    if [(m["label"], m["pred"]) for m in again] != [(m["label"], m["pred"]) for m in wrong]:
+        sys.exit(f"--plot {path}: this model does not make the JSON's mistakes; give the model options of its command")
+    png = path.with_suffix(".png")
+    plot(tiles, wrong, title(mode, len(wrong), res["n"]), png)
+    print(f"redrew {len(wrong)} mistakes: wrote {png}")
+
+
+def title(mode: str, errors: int, n: int) -> str:
+    return (f"ABS ({mode} mode): {errors} mistakes on the first {n} MNIST test images; "
+            f"each: input | true class's reconstruction | chosen class's (confidence)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_options(ap)
@@ -112,14 +149,18 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, nargs="*", default=[], metavar="FILE",
                     help="other JSONs of this script or of bench/abs_speed.py: mistakes shared with each")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--plot", type=Path, metavar="FILE", help="redraw FILE's PNG from its mistakes, then stop")
     args = ap.parse_args()
     if args.n < 1:
         sys.exit(f"--n must be at least 1, got {args.n}")
     if args.threads < 1:
         sys.exit(f"--threads must be at least 1, got {args.threads}")
     others = {str(p): error_indices(p) for p in args.compare}       # read first: fail before the work
+    earlier = earlier_run(args.plot) if args.plot else None
     torch.set_num_threads(args.threads)
     model, training = model_from_args(args)
+    if earlier is not None:
+        return redraw(model, earlier, args.plot)
     data = load_dataset("mnist")
     x, y = data.x_test[:args.n], data.y_test[:args.n]
     summary, wrong, tiles = mistakes(model.with_mode(args.mode), x, y)
@@ -134,8 +175,7 @@ def main() -> None:
            "compared": compared, "mistakes": wrong}
     write_json(args.out, res)
     png = args.out.with_suffix(".png")
-    plot(tiles, wrong, f"ABS ({args.mode} mode): {len(wrong)} mistakes on the first {args.n} MNIST test "
-                       f"images; each: input | true class's reconstruction | chosen class's (confidence)", png)
+    plot(tiles, wrong, title(args.mode, len(wrong), args.n), png)
     print(f"{args.mode}: {100 * summary['accuracy']:.2f}% on {args.n} test images, {len(wrong)} mistakes")
     print("most frequent label->pred: " + (", ".join(f"{r['label']}->{r['pred']} x{r['count']}"
                                                      for r in res["pairs"][:6]) or "none"))
