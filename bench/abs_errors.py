@@ -33,7 +33,7 @@ from abs_speed import ROOT, add_model_options, model_from_args, save_png  # noqa
 from abstain.atomic import write_json
 from abstain.data.datasets import load_dataset
 from abstain.explain import explain_grid
-from abstain.models.abs import MODES
+from abstain.models.abs_modes import MODES
 from abstain.tensors import to_tensor
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_errors.json"

@@ -26,7 +26,7 @@ import torch
 
 from abstain.atomic import write_json
 from abstain.data.datasets import load_dataset
-from abstain.models.abs import MODES, Inference
+from abstain.models.abs_modes import MODES, Inference
 from abstain.tensors import to_tensor
 from abstain.train import random_shift
 

@@ -37,7 +37,8 @@ from abstain.atomic import atomic_path, write_json
 from abstain.checkpoint import load_module, load_or_train
 from abstain.data.datasets import load_dataset
 from abstain.data.ood import make_ood
-from abstain.models.abs import ABS, MODES, Inference
+from abstain.models.abs import ABS
+from abstain.models.abs_modes import MODES, Inference
 from abstain.models.classifier import CNN, ClassifierConfig
 from abstain.run import RunConfig
 from abstain.tensors import to_tensor

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import InputError
-from .models.abs import ABS, PIXELS, Inference
+from .models.abs import ABS, PIXELS
+from .models.abs_modes import Inference
 from .tensors import to_tensor
 from . import train as _train
 from .train import TrainConfig, _fit, augment

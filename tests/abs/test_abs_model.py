@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from abstain.models.abs import _SHARED_PROTOTYPES, ABS, MODES, Inference, project
+from abstain.models.abs import _SHARED_PROTOTYPES, ABS, project
+from abstain.models.abs_modes import MODES, Inference
 from abstain.tensors import to_tensor
 
 SMALL = Inference(prototypes=300, steps=5, lr=0.05)

@@ -11,7 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from abstain.checkpoint import load_module, save_module
 from abstain.cli import main
-from abstain.models.abs import ABS, ABSConfig, Inference
+from abstain.models.abs import ABS, ABSConfig
+from abstain.models.abs_modes import Inference
 from abstain.tensors import to_tensor
 from abstain.train import TrainConfig
 from abstain.train_abs import fit_class_scales, train_abs

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from abstain.cli import main
-from abstain.models.abs import ABS, ABSConfig, Inference
+from abstain.models.abs import ABS, ABSConfig
+from abstain.models.abs_modes import Inference
 from abstain.tensors import to_tensor
 from abstain.train import TrainConfig
 from abstain.train_abs import FINETUNE_INFERENCE, finetune_decoders, train_abs

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..models.abs import resolve_mode
+from ..models.abs_modes import resolve_mode
 from ..tensors import to_tensor
 from .decision import decision_search, noise_check
 from .distal import DistalConfig, distal_images

@@ -1,0 +1,72 @@
+"""How ABS finds, for an image x and each class y, the latent z* that explains x best: the
+``Inference`` settings and the named modes.
+
+Inference for an image x and class y (``Inference``: prototypes, steps, lr):
+
+1. prototypes: the most probable 90% of ``prototypes / 0.9`` draws from N(0, I), decoded once
+   per class and cached (deterministic seed); the start z is the prototype with the lowest
+   ||x - G_y(z)||^2 + 1/2 ||z||^2 (one matrix multiply);
+2. ``steps`` Adam steps on z (learning rate ``lr``), projecting z back to norm <= ``max_norm``;
+3. class loss l_y(x) = (||x - G_y(z*)||^2 + 1/2 ||z*||^2) / 784; logits = -a_y l_y.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How the latent of each class is found: prototype search, then Adam steps. With
+    `refine` = k, only the k classes whose best prototype explains x best take the steps (the
+    others keep their prototype; their loss is an upper bound, and the winner is always among
+    the refined ones); None refines all classes."""
+
+    prototypes: int = 8000
+    steps: int = 50
+    lr: float = 0.05
+    refine: int | None = None
+    #: images whose two best logits (-a_y l_y) end within `check_margin` of each other are
+    #: solved again from the start with the `check` inference (a slower one): only the ambiguous
+    #: few pay for it. An image's answer still depends on that image alone
+    check_margin: float = 0.0
+    check: "Inference | None" = None
+
+    def __post_init__(self):
+        if isinstance(self.check, dict):       # from asdict(): rebuild the nested inference
+            object.__setattr__(self, "check", Inference(**self.check))
+        if (self.check is None) != (self.check_margin <= 0):
+            raise ValueError("an Inference with a check needs check_margin > 0, and one with check_margin > 0 a check")
+
+
+MODES = {
+    "faithful": Inference(8000, 50, 0.05),     # the reference's inference
+    #: chosen on validation images from the curve of bench/abs_speed.py: 10 steps, only for the
+    #: three classes whose best prototype explains x best, at Adam rate 0.1 (twice the faithful
+    #: mode's; 0.05 before 2026-11-25: on validation images 0.1 was as accurate or more, and agreed
+    #: better with the faithful mode, on each of the three models measured, README). On the
+    #: 10-epoch model: 15.0x the faithful mode's images/s (16.8x in a second run of the same
+    #: bench command), 0.10 points above its accuracy on
+    #: 2,000 test images (bench/results/abs_speed_fastlr0.1.json)
+    "fast": Inference(8000, 10, 0.1, 3),
+    #: the fast mode, then its close calls (two best logits within 0.002) solved again with the
+    #: faithful mode's 50 steps at rate 0.05 on the 4 classes whose best prototype fits best.
+    #: Chosen without test labels by bench/abs_fast_select.py (the candidate agreeing most often
+    #: with the faithful mode on shifted validation images among those >= 10.5x its speed); for
+    #: clean classification. Attacks use "fast": near a decision boundary nearly every image is
+    #: a close call
+    "checked": Inference(8000, 10, 0.1, 3, check_margin=0.002, check=Inference(8000, 50, 0.05, 4)),
+    #: prototype search alone (no steps) over 2,000 prototypes: the best prototype's loss bounds
+    #: each class loss from above; what the `abs` detector scores with (8,000 prototypes ran at
+    #: 1,051 images/s in bench/results/abs_speed.json's curve, 1,000 at 8,694; 8,000 were a
+    #: quarter of `abstain demo`'s evaluation)
+    "search": Inference(2000, 0),
+}
+
+
+def resolve_mode(mode: str | Inference) -> Inference:
+    """A mode name ("faithful", "fast", "search") or an Inference -> the Inference."""
+    if isinstance(mode, Inference):
+        return mode
+    if mode not in MODES:
+        raise ValueError(f"unknown ABS mode {mode!r}; known: {', '.join(MODES)} or an Inference")
+    return MODES[mode]
