@@ -43,7 +43,7 @@ from abstain.models.classifier import CNN, ClassifierConfig
 from abstain.run import RunConfig
 from abstain.tensors import to_tensor
 from abstain.train import SCHEDULES
-from abstain.train_abs import finetune_decoders, fit_class_scales, train_abs
+from abstain.train_abs import FINETUNE_INFERENCE, finetune_decoders, fit_class_scales, train_abs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
@@ -60,7 +60,8 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
                 schedule: str | None = None, distort: float | None = None,
                 with_val: bool = False, beta: float | None = None,
                 patience: int | None = None, finetune: int = 0,
-                finetune_weight: float | None = None, seed: int | None = None) -> tuple[ABS, dict]:
+                finetune_weight: float | None = None, seed: int | None = None,
+                finetune_mode: str | None = None) -> tuple[ABS, dict]:
     """The ten VAEs trained as `abstain fit --abs-epochs E` does, with the run's ABS training
     config changed only where given; cached in $ABSTAIN_HOME/bench/ under a name per change.
     `with_val`: train on the 50,000 training and the 10,000 validation images together (as the
@@ -68,7 +69,9 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     validation images the VAEs have seen, so near the last epoch's. `finetune` > 0: that model's
     decoders then finetuned for that many steps (`abstain fit --abs-finetune`), cached apart;
     `finetune_weight`: the cross-entropy's weight in that finetuning (default the config's);
-    `seed`: of the initial weights, batches, shifts and finetuning batches (default the config's, 0)."""
+    `seed`: of the initial weights, batches, shifts and finetuning batches (default the config's, 0);
+    `finetune_mode`: a mode of `MODES` whose inference finds z* in the finetuning instead of
+    `FINETUNE_INFERENCE` (cached apart)."""
     base = RunConfig().abs_train
     given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience, seed)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
@@ -95,12 +98,15 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     def tune(model):
         model.load_state_dict(trained.state_dict())
         _, x, y = images()
-        return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
+        inference = FINETUNE_INFERENCE if finetune_mode is None else MODES[finetune_mode]
+        return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True,
+                                                                 inference=inference)}
     tuned_cfg = replace(model_cfg, finetune_steps=finetune)
     if finetune_weight is not None:
         tuned_cfg = replace(tuned_cfg, finetune_weight=finetune_weight)
     weight = f"_w{tuned_cfg.finetune_weight:g}" if tuned_cfg.finetune_weight != model_cfg.finetune_weight else ""
-    return load_or_train(path.with_name(f"{path.stem}_ft{finetune}{weight}.safetensors"), ABS,
+    mode = f"_{finetune_mode}" if finetune_mode is not None else ""
+    return load_or_train(path.with_name(f"{path.stem}_ft{finetune}{weight}{mode}.safetensors"), ABS,
                          tuned_cfg, {"train": cfg}, tune, want=want)
 
 
@@ -125,6 +131,9 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
                          "(beyond the reference; 0: none)")
     ap.add_argument("--finetune-weight", type=float, default=RunConfig().abs.finetune_weight,
                     help="weight of the cross-entropy in that finetuning (default %(default)s)")
+    ap.add_argument("--finetune-mode", choices=sorted(MODES),
+                    help="find z* in that finetuning with this ABS mode's inference (default: abstain's "
+                         "finetuning inference, 1,000 prototypes and 10 steps on the best 3 classes)")
     ap.add_argument("--seed", type=int, default=RunConfig().abs_train.seed,
                     help="seed of the initial weights, batches, shifts and finetuning batches "
                          "(abstain's default: %(default)s)")
@@ -141,9 +150,11 @@ def model_from_args(args: argparse.Namespace) -> tuple[ABS, dict]:
         sys.exit("--finetune-weight needs --finetune STEPS (the weight of that finetuning)")
     if args.seed < 0:
         sys.exit(f"--seed must be >= 0, got {args.seed}")
+    if args.finetune_mode is not None and args.finetune <= 0:
+        sys.exit("--finetune-mode needs --finetune STEPS (the inference of that finetuning)")
     return trained_abs(args.epochs, args.shift, args.batch_size, args.schedule, args.distort,
                        args.with_val, args.beta, args.patience, args.finetune, args.finetune_weight,
-                       args.seed)
+                       args.seed, args.finetune_mode)
 
 
 def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> dict:
@@ -279,6 +290,7 @@ def main() -> None:
                    + (f" --finetune {args.finetune}" if args.finetune else "")
                    + (f" --finetune-weight {args.finetune_weight:g}"
                       if args.finetune_weight != RunConfig().abs.finetune_weight else "")
+                   + (f" --finetune-mode {args.finetune_mode}" if args.finetune_mode else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + (f" --fast-mode {args.fast_mode}" if args.fast_mode != "fast" else "")
                    + f" --fast-lr {args.fast_lr:g}"   # always: the default moved (0.05 before 2026-11-25)
@@ -291,6 +303,7 @@ def main() -> None:
         "train_distort": args.distort, "train_patience": args.patience, "train_seed": args.seed,
         "abs_beta": args.beta,
         "finetune_steps": args.finetune, "finetune_weight": args.finetune_weight,
+        "finetune_mode": args.finetune_mode,
         "train_images": 60000 if args.with_val else 50000,
         "class_scales": scales,
         "fast_mode": args.fast_mode, "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,

@@ -132,7 +132,8 @@ FINETUNE_INFERENCE = Inference(1000, 10, 0.05, 3)
 FINETUNE_REFRESH = 10
 
 
-def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, progress: bool = False) -> dict:
+def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, progress: bool = False,
+                      inference: Inference = FINETUNE_INFERENCE) -> dict:
     """Discriminative finetuning of the ten decoders (beyond the reference, whose finetuning is
     one scale per class): `model.config.finetune_steps` Adam steps (learning rate
     `finetune_lr`, cosine decay to 0) on batches of `FINETUNE_BATCH` random training images
@@ -141,11 +142,13 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
         s * (own-class VAE loss) / 784  +  w * cross-entropy(softmax(-s l(x)), y),
 
     s the confidence scale (440), w `finetune_weight`, l_c(x) = (||x - G_c(z*_c)||^2 +
-    1/2 ||z*_c||^2) / 784 the class losses at the optimum z* that `FINETUNE_INFERENCE` finds (z*
+    1/2 ||z*_c||^2) / 784 the class losses at the optimum z* that `inference` finds (z*
     held fixed: Danskin's gradient, to the decoder weights). The generative term keeps each decoder
     a model of its own class; the cross-entropy pushes a class's decoder away from the images
     of other classes it explains too well. Encoders and BatchNorm statistics stay as trained
-    (eval mode). Returns the summary (mean cross-entropy and batch accuracy per 50 steps)."""
+    (eval mode). `inference` (default `FINETUNE_INFERENCE`) finds z*, its prototypes decoded
+    again every `FINETUNE_REFRESH` steps. Returns the summary (mean cross-entropy and batch
+    accuracy per 50 steps)."""
     steps = model.config.finetune_steps
     if steps <= 0:
         raise ValueError(f"finetune_decoders: finetune_steps must be > 0, got {steps}")
@@ -155,20 +158,21 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
     for p in encoders:                   # not trained here: no gradient to compute for them
         p.requires_grad_(False)
     try:
-        return _finetune(model, x, y, np.random.default_rng(seed), progress)
+        return _finetune(model, x, y, np.random.default_rng(seed), progress, inference)
     finally:
         for p in encoders:
             p.requires_grad_(True)
 
 
-def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, progress: bool) -> dict:
+def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, progress: bool,
+              inference: Inference) -> dict:
     start = time.perf_counter()
     cfg = model.config
     steps, classes = cfg.finetune_steps, cfg.classes
     params = [p for vae in model.vaes for p in vae.decoder.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.finetune_lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    n_protos = FINETUNE_INFERENCE.prototypes
+    n_protos = inference.prototypes
     history, ce_sum, hits, seen = [], 0.0, 0, 0
     bar = tqdm(range(steps), disable=not progress, desc="ABS finetuning", leave=False,
                position=_train.BAR_POSITION)
@@ -178,7 +182,7 @@ def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
         rows = rng.choice(len(x), size=min(FINETUNE_BATCH, len(x)), replace=False)
         xb, yb = to_tensor(x[rows]).flatten(1), torch.from_numpy(np.asarray(y[rows])).long()
         idx = model.nearest_prototypes(xb, n_protos, protos)
-        z, _ = model.solve(xb, FINETUNE_INFERENCE, start=protos[0][idx])
+        z, _ = model.solve(xb, inference, start=protos[0][idx])
         recs = torch.stack([model.vaes[c].decode(z[:, c]).flatten(1) for c in range(classes)], 1)
         losses = ABS._losses(xb, z, recs)                # l at z*, gradient to the decoders
         ce = F.cross_entropy(-cfg.confidence_scale * losses, yb)
@@ -198,5 +202,5 @@ def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
             ce_sum, hits, seen = 0.0, 0, 0
     model.eval()
     return {"steps": steps, "lr": cfg.finetune_lr, "weight": cfg.finetune_weight,
-            "batch_size": FINETUNE_BATCH, "inference": asdict(FINETUNE_INFERENCE),
+            "batch_size": FINETUNE_BATCH, "inference": asdict(inference),
             "history": history, "seconds": round(time.perf_counter() - start, 1)}

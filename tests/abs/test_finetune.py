@@ -56,6 +56,19 @@ def test_it_lowers_the_cross_entropy_on_held_out_digits(tuned, mnist):
     assert ce_after < 0.95 * ce_before, (ce_before, ce_after)
 
 
+def test_another_inference_finds_the_latents(tuned, mnist):
+    before, after, info = tuned
+    assert info["inference"]["prototypes"] == FINETUNE_INFERENCE.prototypes
+    other = copy.deepcopy(before)
+    other.config = replace(other.config, finetune_steps=12)
+    info2 = finetune_decoders(other, mnist.x_train[:3000], mnist.y_train[:3000], inference=SMALL)
+    assert info2["inference"] == {**info["inference"], "prototypes": 300, "steps": 5}
+    # the same batches and steps, other latents: other weights
+    assert not all(torch.equal(a, b) for a, b in zip(after.parameters(), other.parameters()))
+    x, y = mnist.x_val[:400], mnist.y_val[:400]
+    assert cross_entropy(other, x, y) < 0.95 * cross_entropy(before, x, y)
+
+
 def test_solve_from_given_latents_matches_the_prototype_start(tiny_run, mnist):
     model = tiny_run.models["abs"].eval()
     x = to_tensor(mnist.x_test[:20]).flatten(1)
