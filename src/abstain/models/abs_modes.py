@@ -64,7 +64,7 @@ MODES = {
 
 
 def resolve_mode(mode: str | Inference) -> Inference:
-    """A mode name ("faithful", "fast", "search") or an Inference -> the Inference."""
+    """A mode name (a key of MODES) or an Inference -> the Inference."""
     if isinstance(mode, Inference):
         return mode
     if mode not in MODES:
