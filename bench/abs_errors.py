@@ -155,6 +155,8 @@ def main() -> None:
         sys.exit(f"--n must be at least 1, got {args.n}")
     if args.threads < 1:
         sys.exit(f"--threads must be at least 1, got {args.threads}")
+    if args.plot and (args.compare or args.n != ap.get_default("n") or args.mode != ap.get_default("mode")):
+        sys.exit("--plot redraws a JSON with its own mode and images: give it without --compare, --n or --mode")
     others = {str(p): error_indices(p) for p in args.compare}       # read first: fail before the work
     earlier = earlier_run(args.plot) if args.plot else None
     torch.set_num_threads(args.threads)
