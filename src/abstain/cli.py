@@ -31,6 +31,7 @@ def _add_workers(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .models.abs_modes import ATTACK_MODES, CLASSIFY_MODES
     from .run import RunConfig
     base = RunConfig()
     parser = _Parser(prog="abstain", description="Make image classifiers know what they don't know.")
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", required=True, type=Path, metavar="FILE", help="where to write the scores")
     p.add_argument("--classifier", default="cnn", choices=["cnn", "abs"],
                    help="abs: also classify with analysis by synthesis (abs_class, abs_confidence per image)")
-    p.add_argument("--abs-mode", default="fast", choices=["fast", "checked", "faithful"],
+    p.add_argument("--abs-mode", default="fast", choices=CLASSIFY_MODES,
                    help="ABS inference for --classifier abs (checked: fast, its close calls solved again; faithful: 8,000 prototypes + 50 Adam steps)")
 
     p = sub.add_parser("check", help="MNIST-ify image files and say accept / abstain for each")
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="show the ten ABS class reconstructions of each image (text; PNG next to --json)")
     p.add_argument("--explain-png", type=Path, metavar="FILE", help="write the --explain grid to this PNG")
-    p.add_argument("--abs-mode", default="fast", choices=["fast", "checked", "faithful"],
+    p.add_argument("--abs-mode", default="fast", choices=CLASSIFY_MODES,
                    help="ABS inference for --explain (checked: fast, its close calls solved again; faithful: 8,000 prototypes + 50 Adam steps)")
 
     p = sub.add_parser("probe", help="shortcut and invariance probes: 1-vs-7, sweeps on test digits, shapes",
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-steps", type=int, default=None, metavar="B",
                    help="bisection probes on eps per norm (default 8; ABS models 6)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test images, the noise and the restarts")
-    p.add_argument("--abs-mode", default="fast", choices=["fast", "faithful"],
+    p.add_argument("--abs-mode", default="fast", choices=ATTACK_MODES,
                    help="the ABS inference attacked (default fast; faithful is about 20x slower)")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write a standalone HTML page")
     return parser

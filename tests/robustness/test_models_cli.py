@@ -44,6 +44,14 @@ def test_parse_models(tiny_run, capsys):
         parse_models("cnn,binary_abs", no_abs)
 
 
+def test_config_refuses_a_mode_attacks_cannot_run():
+    from abstain.robustness.evaluate import RobustnessConfig
+    assert RobustnessConfig(abs_mode="faithful").abs_mode == "faithful"
+    for mode in ("checked", "search", "quick"):       # checked re-solves close calls; search only bounds
+        with pytest.raises(InputError, match="abs_mode must be one of fast, faithful"):
+            RobustnessConfig(abs_mode=mode)
+
+
 def test_decision_search_walks_toward_reconstructions(tiny_run, mnist):
     x, y = to_tensor(mnist.x_test[:40]), torch.as_tensor(mnist.y_test[:40]).long()
     means = torch.stack([to_tensor(mnist.x_test[2000:4000][mnist.y_test[2000:4000] == c]).mean(0)

@@ -63,6 +63,14 @@ MODES = {
 }
 
 
+#: the modes that classify (the command line's `--abs-mode` choices for `score` and `check`);
+#: "search" only bounds each class loss from above, for the `abs` detector
+CLASSIFY_MODES = ("fast", "checked", "faithful")
+#: the modes an attack runs through (`abstain robustness --abs-mode`): "checked" solves close calls
+#: again, and near a decision boundary nearly every image is a close call
+ATTACK_MODES = ("fast", "faithful")
+
+
 def resolve_mode(mode: str | Inference) -> Inference:
     """A mode name (a key of MODES) or an Inference -> the Inference."""
     if isinstance(mode, Inference):

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..models.abs_modes import resolve_mode
+from ..models.abs_modes import ATTACK_MODES, resolve_mode
 from ..tensors import to_tensor
 from .decision import decision_search, noise_check
 from .distal import DistalConfig, distal_images
@@ -57,6 +57,8 @@ class RobustnessConfig:
                 raise InputError(f"robustness {name} must be at least 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
+        if self.abs_mode not in ATTACK_MODES:
+            raise InputError(f"robustness abs_mode must be one of {', '.join(ATTACK_MODES)}, got {self.abs_mode!r}")
 
     def budget(self, name: str) -> SearchBudget:
         return self.slow if ROBUSTNESS_MODELS[name].slow else self.fast
