@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abstain.data import ood
+from abstain.data import fonts, ood, photos
 from abstain.errors import InputError
 
 N = 40
@@ -90,17 +90,17 @@ def test_letters_look_unlike_noise() -> None:
 
 
 def test_letters_fall_back_to_default_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ood, "FONT_DIR", tmp_path)
-    ood._font_paths.cache_clear()
+    monkeypatch.setattr(fonts, "FONT_DIR", tmp_path)
+    fonts.font_paths.cache_clear()
     try:
         images = ood.letters(10, seed=0)
     finally:
-        ood._font_paths.cache_clear()
+        fonts.font_paths.cache_clear()
     assert images.shape == (10, 28, 28) and (images == 0).mean() > 0.5
 
 
 def test_natural_crops_skip_photos_that_fail(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ood, "PHOTO_NAMES", ("no_such_photo", "camera"))
+    monkeypatch.setattr(photos, "PHOTO_NAMES", ("no_such_photo", "camera"))
     images = ood.natural_crops(5, seed=0)
     assert images.shape == (5, 28, 28)
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..data.mnistify import mnistify
-from ..data.ood import _font, _font_paths
+from ..data.fonts import font, font_paths
 
 SUPER = 4                 # supersampling factor
 STROKE = 2.5              # pen width in pixels of the 28 x 28 frame
@@ -61,13 +61,13 @@ def _polygon(points: list[tuple[float, float]]) -> np.ndarray:
 
 def letter(ch: str) -> np.ndarray:
     """One capital letter in DejaVu Sans (or the first installed font), MNIST-ified."""
-    paths = _font_paths()
+    paths = font_paths()
     path = next((p for p in paths if p and p.endswith("DejaVuSans.ttf")), paths[0])
     img = Image.new("L", (160, 160), 0)
     d = ImageDraw.Draw(img)
-    font = _font(path, 96)
-    left, top, right, bottom = d.textbbox((0, 0), ch, font=font)
-    d.text(((160 - (right - left)) / 2 - left, (160 - (bottom - top)) / 2 - top), ch, fill=255, font=font)
+    face = font(path, 96)
+    left, top, right, bottom = d.textbbox((0, 0), ch, font=face)
+    d.text(((160 - (right - left)) / 2 - left, (160 - (bottom - top)) / 2 - top), ch, fill=255, font=face)
     return mnistify(np.asarray(img), invert=False)
 
 

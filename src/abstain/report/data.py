@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy.special import softmax
 
-from ..data.ood import chicken_image
+from ..data.photos import chicken_image
 from ..tensors import to_tensor
 
 log = logging.getLogger(__name__)
