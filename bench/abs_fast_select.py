@@ -37,12 +37,13 @@ from abs_speed import ROOT, add_model_options, measure, model_from_args, save_pn
 #: steps or on refined classes; then (2026-12-03) the fast mode with a check: the images whose two
 #: best logits end within a margin solved again with the faithful steps on the 4 classes whose
 #: best prototype fits best (on this proxy those 4 always held the faithful mode's answer): the
-#: check of abstain's checked mode, tried at several margins
+#: check of abstain's checked mode, tried at several margins (0.004 and 0.006 added 2026-12-05,
+#: after bench/results/abs_fast_select.json was written; abs_fast_select_fast_seed1.json has them)
 CHECK = MODES["checked"].check
 CANDIDATES = [MODES["fast"], Inference(8000, 13, 0.1, 3), Inference(8000, 15, 0.1, 2),
               Inference(8000, 20, 0.1, 2), Inference(8000, 10, 0.1, 4), Inference(8000, 14, 0.07, 3),
               Inference(8000, 20, 0.05, 2),
-              *(replace(MODES["fast"], check_margin=m, check=CHECK) for m in (0.001, 0.0015, 0.002, 0.003))]
+              *(replace(MODES["fast"], check_margin=m, check=CHECK) for m in (0.001, 0.0015, 0.002, 0.003, 0.004, 0.006))]
 
 
 def plot(result: dict, path: Path) -> None:

@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-mode fast|checked] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-mode fast|checked] [--check-margin 0.002] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
@@ -12,7 +12,8 @@ and confidences on 2,000 uniform-noise images. `--fast-lr`: the fast mode's Adam
 (default abstain's: 0.1 since 2026-11-25, 0.05 before; the JSONs written before then measured
 0.05 without naming it in their command; their `inference` entries say so); `--fast-steps`: its
 number of Adam steps (default abstain's; named in the command when it differs); `--fast-mode
-checked`: measure the checked mode (the fast mode, its close calls solved again) in its place. Images per second
+checked`: measure the checked mode (the fast mode, its close calls solved again) in its place;
+`--check-margin`: with it, the logit gap below which a call counts as close (default abstain's). Images per second
 are wall-clock over whole batches with the prototype cache already built (its build time is
 reported apart). The JSON also lists the test images each mode gets wrong (`faithful_errors`,
 `fast_all_test_errors`: indices into the test set). Writes bench/results/abs_speed.json and
@@ -241,6 +242,9 @@ def main() -> None:
     ap.add_argument("--fast-mode", choices=("fast", "checked"), default="fast",
                     help="the abstain mode measured against the faithful one (checked: the fast mode, "
                          "its close calls solved again with the faithful steps on 4 classes)")
+    ap.add_argument("--check-margin", type=float, default=MODES["checked"].check_margin,
+                    help="with --fast-mode checked: the logit gap below which an image is solved again "
+                         "(abstain's checked mode: %(default)s)")
     ap.add_argument("--fast-lr", type=float, default=MODES["fast"].lr,
                     help="Adam learning rate of the fast mode measured here (abstain's fast mode: %(default)s)")
     ap.add_argument("--fast-steps", type=int, default=MODES["fast"].steps,
@@ -251,6 +255,10 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.fast_lr > 0 and math.isfinite(args.fast_lr)):
         sys.exit(f"--fast-lr must be a positive number, got {args.fast_lr}")
+    if args.check_margin != MODES["checked"].check_margin and args.fast_mode != "checked":
+        sys.exit("--check-margin needs --fast-mode checked")
+    if not (args.check_margin > 0 and math.isfinite(args.check_margin)):
+        sys.exit(f"--check-margin must be a positive number, got {args.check_margin}")
     if args.fast_steps < 1:
         sys.exit(f"--fast-steps must be at least 1, got {args.fast_steps}")
     torch.set_num_threads(args.threads)
@@ -263,6 +271,8 @@ def main() -> None:
     cnn = load_module(cnn_path, CNN, ClassifierConfig)[0] if cnn_path.exists() else None
     nf = args.n_faithful
     fast = replace(MODES[args.fast_mode], lr=args.fast_lr, steps=args.fast_steps)
+    if args.fast_mode == "checked":
+        fast = replace(fast, check_margin=args.check_margin)
     faithful = measure(model, MODES["faithful"], data.x_test[:nf], data.y_test[:nf])
     fast_same = measure(model, fast, data.x_test[:nf], data.y_test[:nf])
     # the same pass when the first N test images are all of them (measured once, reported twice)
@@ -293,6 +303,8 @@ def main() -> None:
                    + (f" --finetune-mode {args.finetune_mode}" if args.finetune_mode else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + (f" --fast-mode {args.fast_mode}" if args.fast_mode != "fast" else "")
+                   + (f" --check-margin {args.check_margin:g}"
+                      if args.check_margin != MODES["checked"].check_margin else "")
                    + f" --fast-lr {args.fast_lr:g}"   # always: the default moved (0.05 before 2026-11-25)
                    + (f" --fast-steps {args.fast_steps}" if args.fast_steps != MODES["fast"].steps else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
