@@ -39,12 +39,12 @@ from abstain.checkpoint import load_module, load_or_train
 from abstain.data.datasets import load_dataset
 from abstain.data.ood import make_ood
 from abstain.models.abs import ABS
-from abstain.models.abs_modes import MODES, Inference
+from abstain.models.abs_modes import FINETUNE_MODES, MODES, Inference
 from abstain.models.classifier import CNN, ClassifierConfig
 from abstain.run import RunConfig
 from abstain.tensors import to_tensor
 from abstain.train import SCHEDULES
-from abstain.train_abs import FINETUNE_INFERENCE, finetune_decoders, fit_class_scales, train_abs
+from abstain.train_abs import finetune_decoders, fit_class_scales, train_abs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "abs_speed.json"
@@ -71,8 +71,8 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     decoders then finetuned for that many steps (`abstain fit --abs-finetune`), cached apart;
     `finetune_weight`: the cross-entropy's weight in that finetuning (default the config's);
     `seed`: of the initial weights, batches, shifts and finetuning batches (default the config's, 0);
-    `finetune_mode`: a mode of `MODES` whose inference finds z* in the finetuning instead of
-    `FINETUNE_INFERENCE` (cached apart)."""
+    `finetune_mode`: a mode of `FINETUNE_MODES` whose inference finds z* in the finetuning instead
+    of `FINETUNE_INFERENCE` (`abstain fit --abs-finetune-mode`; cached apart)."""
     base = RunConfig().abs_train
     given = dict(zip(TRAIN_OPTIONS, (shift, batch_size, schedule, distort, patience, seed)))
     cfg = replace(base, epochs=epochs, **{k: v for k, v in given.items() if v is not None})
@@ -99,10 +99,8 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     def tune(model):
         model.load_state_dict(trained.state_dict())
         _, x, y = images()
-        inference = FINETUNE_INFERENCE if finetune_mode is None else MODES[finetune_mode]
-        return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True,
-                                                                 inference=inference)}
-    tuned_cfg = replace(model_cfg, finetune_steps=finetune)
+        return {**trained_summary, "finetune": finetune_decoders(model, x, y, cfg.seed, progress=True)}
+    tuned_cfg = replace(model_cfg, finetune_steps=finetune, finetune_mode=finetune_mode)
     if finetune_weight is not None:
         tuned_cfg = replace(tuned_cfg, finetune_weight=finetune_weight)
     weight = f"_w{tuned_cfg.finetune_weight:g}" if tuned_cfg.finetune_weight != model_cfg.finetune_weight else ""
@@ -132,7 +130,7 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
                          "(beyond the reference; 0: none)")
     ap.add_argument("--finetune-weight", type=float, default=RunConfig().abs.finetune_weight,
                     help="weight of the cross-entropy in that finetuning (default %(default)s)")
-    ap.add_argument("--finetune-mode", choices=sorted(MODES),
+    ap.add_argument("--finetune-mode", choices=FINETUNE_MODES,
                     help="find z* in that finetuning with this ABS mode's inference (default: abstain's "
                          "finetuning inference, 1,000 prototypes and 10 steps on the best 3 classes)")
     ap.add_argument("--seed", type=int, default=RunConfig().abs_train.seed,

@@ -31,7 +31,7 @@ def _add_workers(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models.abs_modes import ATTACK_MODES, CLASSIFY_MODES
+    from .models.abs_modes import ATTACK_MODES, CLASSIFY_MODES, FINETUNE_MODES
     from .run import RunConfig
     base = RunConfig()
     parser = _Parser(prog="abstain", description="Make image classifiers know what they don't know.")
@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-finetune", type=int, default=base.abs.finetune_steps, metavar="STEPS",
                    help="then finetune ABS's ten decoders discriminatively for STEPS steps of 100 "
                         "training images (beyond the reference; 0 = none)")
+    p.add_argument("--abs-finetune-weight", type=float, default=base.abs.finetune_weight, metavar="W",
+                   help="weight of the cross-entropy in that finetuning (default %(default)s)")
+    p.add_argument("--abs-finetune-mode", choices=FINETUNE_MODES, default=base.abs.finetune_mode,
+                   help="find the latents in that finetuning with this ABS mode's inference (default: "
+                        "1,000 prototypes and 10 steps on the best 3 classes)")
+    p.add_argument("--abs-patience", type=int, default=base.abs_train.patience, metavar="EPOCHS",
+                   help="stop ABS's training after this many epochs without a lower validation loss "
+                        "(default %(default)s)")
+    p.add_argument("--abs-seed", type=int, default=None, metavar="SEED",
+                   help="seed of ABS's initial weights, batches and finetuning (default: --seed)")
+    p.add_argument("--abs-with-val", action="store_true",
+                   help="train ABS on the training and validation images (the reference's 60,000); the "
+                        "abs detector and the guard are then calibrated on images ABS has seen")
     p.add_argument("--max-train", type=int, default=None,
                    help="use only the first N training images (to train the models and fit the detectors)")
     p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")

@@ -98,6 +98,15 @@ def cmd_fit(args) -> int:
         raise InputError(f"--abs-class-scales must be >= 0, got {args.abs_class_scales}")
     if args.abs_finetune < 0:
         raise InputError(f"--abs-finetune must be >= 0, got {args.abs_finetune}")
+    if not 0 <= args.abs_finetune_weight < float("inf"):
+        raise InputError(f"--abs-finetune-weight must be >= 0, got {args.abs_finetune_weight}")
+    tuning = {"--abs-finetune-weight": args.abs_finetune_weight != base.abs.finetune_weight,
+              "--abs-finetune-mode": args.abs_finetune_mode != base.abs.finetune_mode}
+    given = [flag for flag, changed in tuning.items() if changed]
+    if given and args.abs_finetune == 0:
+        raise InputError(f"{given[0]} needs --abs-finetune STEPS (it sets how that finetuning runs)")
+    if args.abs_patience < 1:
+        raise InputError(f"--abs-patience must be at least 1, got {args.abs_patience}")
     if not 0 <= args.background_mutation < 1:
         raise InputError(f"--background-mutation must lie in [0, 1), got {args.background_mutation}")
     for flag in ("epochs", "vae_epochs", "background_epochs", "abs_epochs"):
@@ -105,6 +114,9 @@ def cmd_fit(args) -> int:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
+    abs_seed = args.seed if args.abs_seed is None else args.abs_seed
+    if abs_seed < 0:
+        raise InputError(f"--abs-seed must be >= 0, got {abs_seed}")
     if not 0 <= args.abs_beta < float("inf"):
         raise InputError(f"--abs-beta must be >= 0, got {args.abs_beta}")
     if not 0 <= args.background_weight_decay < float("inf"):
@@ -119,8 +131,11 @@ def cmd_fit(args) -> int:
                   background_train=replace(base.background_train, epochs=args.background_epochs,
                                            weight_decay=args.background_weight_decay, **both),
                   abs=replace(base.abs, beta=args.abs_beta, scale_fit_images=args.abs_class_scales,
-                              finetune_steps=args.abs_finetune),
-                  abs_train=replace(base.abs_train, epochs=args.abs_epochs, **both))
+                              finetune_steps=args.abs_finetune, finetune_weight=args.abs_finetune_weight,
+                              finetune_mode=args.abs_finetune_mode),
+                  abs_train=replace(base.abs_train, epochs=args.abs_epochs, patience=args.abs_patience,
+                                    **{**both, "seed": abs_seed}),
+                  abs_train_images="train+val" if args.abs_with_val else "train")
     t0 = time.time()
     run = fit_run(args.run, cfg, progress=_progress(), force=args.force, workers=_workers(args))
     print(f"fitted {args.dataset} run in {run.path} ({time.time() - t0:.0f} s): "

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError
 from .models.abs import ABS, PIXELS
-from .models.abs_modes import Inference
+from .models.abs_modes import MODES, Inference
 from .tensors import to_tensor
 from . import train as _train
 from .train import TrainConfig, _fit, augment
@@ -132,8 +132,13 @@ FINETUNE_INFERENCE = Inference(1000, 10, 0.05, 3)
 FINETUNE_REFRESH = 10
 
 
-def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, progress: bool = False,
-                      inference: Inference = FINETUNE_INFERENCE) -> dict:
+def finetune_inference(config) -> Inference:
+    """The inference that finds z* in the finetuning of a model with ABSConfig `config`: its
+    `finetune_mode`'s, or FINETUNE_INFERENCE when that is None."""
+    return FINETUNE_INFERENCE if config.finetune_mode is None else MODES[config.finetune_mode]
+
+
+def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, progress: bool = False) -> dict:
     """Discriminative finetuning of the ten decoders (beyond the reference, whose finetuning is
     one scale per class): `model.config.finetune_steps` Adam steps (learning rate
     `finetune_lr`, cosine decay to 0) on batches of `FINETUNE_BATCH` random training images
@@ -146,8 +151,8 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
     held fixed: Danskin's gradient, to the decoder weights). The generative term keeps each decoder
     a model of its own class; the cross-entropy pushes a class's decoder away from the images
     of other classes it explains too well. Encoders and BatchNorm statistics stay as trained
-    (eval mode). `inference` (default `FINETUNE_INFERENCE`) finds z*, its prototypes decoded
-    again every `FINETUNE_REFRESH` steps. Returns the summary (mean cross-entropy and batch
+    (eval mode). :func:`finetune_inference` of the model's config finds z*, its prototypes
+    decoded again every `FINETUNE_REFRESH` steps. Returns the summary (mean cross-entropy and batch
     accuracy per 50 steps)."""
     steps = model.config.finetune_steps
     if steps <= 0:
@@ -158,7 +163,7 @@ def finetune_decoders(model: ABS, x: np.ndarray, y: np.ndarray, seed: int = 0, p
     for p in encoders:                   # not trained here: no gradient to compute for them
         p.requires_grad_(False)
     try:
-        return _finetune(model, x, y, np.random.default_rng(seed), progress, inference)
+        return _finetune(model, x, y, np.random.default_rng(seed), progress, finetune_inference(model.config))
     finally:
         for p in encoders:
             p.requires_grad_(True)
@@ -202,5 +207,5 @@ def _finetune(model: ABS, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
             ce_sum, hits, seen = 0.0, 0, 0
     model.eval()
     return {"steps": steps, "lr": cfg.finetune_lr, "weight": cfg.finetune_weight,
-            "batch_size": FINETUNE_BATCH, "inference": asdict(inference),
+            "batch_size": FINETUNE_BATCH, "mode": cfg.finetune_mode, "inference": asdict(inference),
             "history": history, "seconds": round(time.perf_counter() - start, 1)}

@@ -1,7 +1,7 @@
 """Discriminative finetuning of ABS's decoders (beyond the reference): what it changes, that it
 lowers the class losses' cross-entropy on digits it did not see, and how it is asked for."""
 import copy
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -9,10 +9,11 @@ import torch.nn.functional as F
 
 from abstain.cli import main
 from abstain.models.abs import ABS, ABSConfig
-from abstain.models.abs_modes import Inference
+from abstain.errors import InputError
+from abstain.models.abs_modes import FINETUNE_MODES, MODES, Inference
 from abstain.tensors import to_tensor
 from abstain.train import TrainConfig
-from abstain.train_abs import FINETUNE_INFERENCE, finetune_decoders, train_abs
+from abstain.train_abs import FINETUNE_INFERENCE, finetune_decoders, finetune_inference, train_abs
 
 SMALL = Inference(prototypes=300, steps=5, lr=0.05, refine=3)
 
@@ -56,17 +57,29 @@ def test_it_lowers_the_cross_entropy_on_held_out_digits(tuned, mnist):
     assert ce_after < 0.95 * ce_before, (ce_before, ce_after)
 
 
-def test_another_inference_finds_the_latents(tuned, mnist):
+def test_the_config_chooses_the_finetuning_inference(tuned, mnist):
     before, after, info = tuned
-    assert info["inference"]["prototypes"] == FINETUNE_INFERENCE.prototypes
-    other = copy.deepcopy(before)
-    other.config = replace(other.config, finetune_steps=12)
-    info2 = finetune_decoders(other, mnist.x_train[:3000], mnist.y_train[:3000], inference=SMALL)
-    assert info2["inference"] == {**info["inference"], "prototypes": 300, "steps": 5}
-    # the same batches and steps, other latents: other weights
-    assert not all(torch.equal(a, b) for a, b in zip(after.parameters(), other.parameters()))
-    x, y = mnist.x_val[:400], mnist.y_val[:400]
-    assert cross_entropy(other, x, y) < 0.95 * cross_entropy(before, x, y)
+    assert info["inference"] == asdict(FINETUNE_INFERENCE) and info["mode"] is None
+    runs = {}
+    for mode in (None, "fast"):              # 3 steps each, the same batches
+        runs[mode] = copy.deepcopy(before)
+        runs[mode].config = replace(runs[mode].config, finetune_steps=3, finetune_mode=mode)
+        got = finetune_decoders(runs[mode], mnist.x_train[:3000], mnist.y_train[:3000])
+        assert got["inference"] == asdict(finetune_inference(runs[mode].config)) and got["mode"] == mode
+    assert got["inference"] == asdict(MODES["fast"])       # 8,000 prototypes, 10 steps at rate 0.1
+    # the same batches and steps, other latents: other weights, and neither is the model before
+    weights = {m: list(model.parameters()) for m, model in runs.items()}
+    assert not all(torch.equal(a, b) for a, b in zip(weights[None], weights["fast"]))
+    assert not all(torch.equal(a, b) for a, b in zip(before.parameters(), weights["fast"]))
+
+
+def test_only_single_solve_modes_can_find_the_finetuning_latents():
+    assert FINETUNE_MODES == ("fast", "faithful")
+    for mode in ("checked", "search", "slowest"):
+        with pytest.raises(InputError, match="finetune_mode"):
+            ABSConfig(finetune_mode=mode)
+    with pytest.raises(InputError, match="finetune_weight"):
+        ABSConfig(finetune_weight=-1.0)
 
 
 def test_solve_from_given_latents_matches_the_prototype_start(tiny_run, mnist):
@@ -90,8 +103,37 @@ def test_training_finetunes_when_the_config_asks(mnist):
         finetune_decoders(ABS(), mnist.x_train[:100], mnist.y_train[:100])
 
 
-def test_cli_refuses_a_negative_step_count(tmp_path, capsys):
-    assert main(["fit", "--dataset", "mnist", "--run", str(tmp_path / "r"), "--abs-finetune", "-1"]) == 2
+def test_finetuning_inside_training_equals_finetuning_the_trained_model(mnist):
+    """`abstain fit --abs-finetune` trains and finetunes in one call of train_abs; the bench
+    (bench/abs_speed.py) trains, saves, then finetunes the saved model: the same weights."""
+    x, y, xv, yv = mnist.x_train[:600], mnist.y_train[:600], mnist.x_val[:200], mnist.y_val[:200]
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=1)
+    tuned_cfg = ABSConfig(beta=0.25, finetune_steps=2, finetune_weight=10.0, finetune_mode="fast")
+    torch.manual_seed(cfg.seed)
+    one = ABS(tuned_cfg)
+    train_abs(one, x, y, xv, yv, cfg)
+    torch.manual_seed(cfg.seed)
+    base = ABS(replace(tuned_cfg, finetune_steps=0))
+    train_abs(base, x, y, xv, yv, cfg)
+    two = ABS(tuned_cfg)
+    two.load_state_dict(base.state_dict())
+    info = finetune_decoders(two, x, y, cfg.seed)
+    assert info["mode"] == "fast"
+    for (k, a), b in zip(one.state_dict().items(), two.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--abs-finetune", "-1"], "--abs-finetune"),
+    (["--abs-finetune-weight", "-1", "--abs-finetune", "5"], "--abs-finetune-weight"),
+    (["--abs-finetune-weight", "inf", "--abs-finetune", "5"], "--abs-finetune-weight"),
+    (["--abs-finetune-weight", "10"], "--abs-finetune-weight"),         # no finetuning to weigh
+    (["--abs-finetune-mode", "fast"], "--abs-finetune-mode"),
+    (["--abs-patience", "0"], "--abs-patience"),
+    (["--abs-seed", "-2"], "--abs-seed"),
+])
+def test_cli_refuses_bad_finetuning_and_recipe_options(tmp_path, capsys, flags, named):
+    assert main(["fit", "--dataset", "mnist", "--run", str(tmp_path / "r"), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--abs-finetune" in err[0]
+    assert len(err) == 1 and named in err[0], err
     assert not (tmp_path / "r").exists()

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from .abs_modes import Inference, resolve_mode
+from .abs_modes import FINETUNE_MODES, Inference, resolve_mode
 
 PIXELS = 784
 
@@ -69,10 +69,19 @@ class ABSConfig:
     finetune_steps: int = 0
     finetune_lr: float = 1e-3
     finetune_weight: float = 3.0
+    #: the inference that finds z* in that finetuning: None, `train_abs.FINETUNE_INFERENCE`
+    #: (1,000 prototypes, 10 steps at rate 0.05 on the best 3 classes); or a mode of
+    #: FINETUNE_MODES, that mode's inference (README: "Finetuning at the product's inference")
+    finetune_mode: str | None = None
 
     def __post_init__(self):
         if not 0 <= self.beta < float("inf"):
             raise InputError(f"ABS beta (the KL weight) must be >= 0, got {self.beta}")
+        if not 0 <= self.finetune_weight < float("inf"):
+            raise InputError(f"ABS finetune_weight must be >= 0, got {self.finetune_weight}")
+        if self.finetune_mode is not None and self.finetune_mode not in FINETUNE_MODES:
+            raise InputError(f"ABS finetune_mode must be one of {', '.join(FINETUNE_MODES)}, "
+                             f"got {self.finetune_mode!r}")
         for name in ("scale_fit_images", "finetune_steps"):
             if getattr(self, name) < 0:
                 raise InputError(f"ABS {name} must be >= 0, got {getattr(self, name)}")

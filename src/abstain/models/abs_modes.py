@@ -66,6 +66,9 @@ MODES = {
 #: the modes that classify (the command line's `--abs-mode` choices for `score` and `check`);
 #: "search" only bounds each class loss from above, for the `abs` detector
 CLASSIFY_MODES = ("fast", "checked", "faithful")
+#: the modes whose inference can find z* in the decoders' discriminative finetuning
+#: (`abstain fit --abs-finetune-mode`; ABSConfig.finetune_mode): a single solve per image, no check
+FINETUNE_MODES = ("fast", "faithful")
 #: the modes an attack runs through (`abstain robustness --abs-mode`): "checked" solves close calls
 #: again, and near a decision boundary nearly every image is a close call
 ATTACK_MODES = ("fast", "faithful")
