@@ -41,7 +41,7 @@ from abstain.data.ood import make_ood
 from abstain.models.abs import ABS
 from abstain.models.abs_modes import FINETUNE_MODES, MODES, Inference
 from abstain.models.classifier import CNN, ClassifierConfig
-from abstain.run import RunConfig
+from abstain.run import MODELS, RunConfig, abs_training_images
 from abstain.tensors import to_tensor
 from abstain.train import SCHEDULES
 from abstain.train_abs import finetune_decoders, fit_class_scales, train_abs
@@ -81,17 +81,17 @@ def trained_abs(epochs: int, shift: int | None = None, batch_size: int | None = 
     suffix += f"_beta{model_cfg.beta:g}" if model_cfg.beta != RunConfig().abs.beta else ""
     path = HOME / "bench" / f"abs_e{epochs}{suffix}{'_trainval' if with_val else ''}.safetensors"
 
+    # the images and the checkpoint key as a run with `abstain fit --abs-with-val` has them
+    run_cfg = replace(RunConfig(), abs_train=cfg, abs_train_images="train+val" if with_val else "train")
+
     def images():
         data = load_dataset("mnist")
-        x, y = data.x_train, data.y_train
-        if with_val:
-            x, y = np.concatenate([x, data.x_val]), np.concatenate([y, data.y_val])
-        return data, x, y
+        return (data, *abs_training_images(data, run_cfg))
 
     def train(model):
         data, x, y = images()
         return train_abs(model, x, y, data.x_val, data.y_val, cfg, progress=True)
-    want = {"train_images": "train+val"} if with_val else None
+    want = MODELS["abs"].key(run_cfg) or None
     if finetune <= 0:
         return load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)
     trained, trained_summary = load_or_train(path, ABS, model_cfg, {"train": cfg}, train, want=want)

@@ -100,11 +100,10 @@ def cmd_fit(args) -> int:
         raise InputError(f"--abs-finetune must be >= 0, got {args.abs_finetune}")
     if not 0 <= args.abs_finetune_weight < float("inf"):
         raise InputError(f"--abs-finetune-weight must be >= 0, got {args.abs_finetune_weight}")
-    tuning = {"--abs-finetune-weight": args.abs_finetune_weight != base.abs.finetune_weight,
-              "--abs-finetune-mode": args.abs_finetune_mode != base.abs.finetune_mode}
-    given = [flag for flag, changed in tuning.items() if changed]
-    if given and args.abs_finetune == 0:
-        raise InputError(f"{given[0]} needs --abs-finetune STEPS (it sets how that finetuning runs)")
+    for flag, changed in (("--abs-finetune-weight", args.abs_finetune_weight != base.abs.finetune_weight),
+                          ("--abs-finetune-mode", args.abs_finetune_mode != base.abs.finetune_mode)):
+        if changed and args.abs_finetune == 0:
+            raise InputError(f"{flag} needs --abs-finetune STEPS (it sets how that finetuning runs)")
     if args.abs_patience < 1:
         raise InputError(f"--abs-patience must be at least 1, got {args.abs_patience}")
     if not 0 <= args.background_mutation < 1:

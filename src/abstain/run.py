@@ -190,6 +190,8 @@ MODELS: dict[str, ModelSpec] = {
         key=lambda c: {"background": config_to_dict(c.background)}),
     "abs": ModelSpec(
         "abs.safetensors", ABS, lambda c: c.abs, lambda c: c.abs_train,
+        # abs_training_images already cut the training split to max_train (before adding the
+        # validation images, which train_abs's own cut would drop)
         lambda m, d, c, p: train_abs(m, *abs_training_images(d, c), d.x_val, d.y_val,
                                      replace(c.abs_train, max_train=None), p),
         meta=lambda c, d: {"class_names": d.class_names,
