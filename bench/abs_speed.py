@@ -41,7 +41,8 @@ from abstain.data.ood import make_ood
 from abstain.models.abs import ABS
 from abstain.models.abs_modes import FINETUNE_MODES, MODES, Inference
 from abstain.models.classifier import CNN, ClassifierConfig
-from abstain.run import MODELS, RunConfig, abs_training_images
+from abstain.run import RunConfig
+from abstain.run_models import MODELS, abs_training_images
 from abstain.tensors import to_tensor
 from abstain.train import SCHEDULES
 from abstain.train_abs import finetune_decoders, fit_class_scales, train_abs

@@ -73,8 +73,8 @@ def _init(threads: int, slots, level: int) -> None:
 
 def _train_one(folder: Path, name: str, config, progress: bool) -> str:
     from .data.datasets import load_dataset
-    from .run import _checkpoint
-    _checkpoint(folder, name, config, load_dataset(config.dataset), progress)
+    from .run_models import model_checkpoint
+    model_checkpoint(folder, name, config, load_dataset(config.dataset), progress)
     return name
 
 

@@ -9,7 +9,8 @@ import pytest
 from abstain import run as run_module
 from abstain.cli import main
 from abstain.errors import InputError
-from abstain.run import RunConfig, _stale, abs_training_images
+from abstain.run import RunConfig
+from abstain.run_models import abs_training_images, stale
 
 
 class Fitted(Exception):
@@ -62,8 +63,8 @@ def test_abs_trains_on_validation_images_only_when_asked(mnist):
 
 def test_changing_the_recipe_retrains_abs_alone(tiny_run):
     cfg = tiny_run.config
-    assert not any(_stale(tiny_run.path, name, cfg) for name in cfg.models_needed())
+    assert not any(stale(tiny_run.path, name, cfg) for name in cfg.models_needed())
     for changed in (replace(cfg, abs_train_images="train+val"),
                     replace(cfg, abs=replace(cfg.abs, finetune_steps=5, finetune_mode="fast")),
                     replace(cfg, abs_train=replace(cfg.abs_train, patience=100))):
-        assert [n for n in cfg.models_needed() if _stale(tiny_run.path, n, changed)] == ["abs"]
+        assert [n for n in cfg.models_needed() if stale(tiny_run.path, n, changed)] == ["abs"]

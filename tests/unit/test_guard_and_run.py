@@ -125,14 +125,15 @@ def test_cnn_features_then_head_is_forward(mnist):
 def test_training_is_seeded_whatever_ran_before(tmp_path, mnist):
     """Same config -> identical weights, even if something drew random numbers first."""
     import torch
-    from abstain.run import RunConfig, _checkpoint
+    from abstain.run import RunConfig
+    from abstain.run_models import model_checkpoint
     from abstain.train import TrainConfig
     cfg = RunConfig(classifier_train=TrainConfig(epochs=1, max_train=1000, max_val=2000))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a, _ = _checkpoint(tmp_path / "a", "classifier", cfg, mnist, False)
+    a, _ = model_checkpoint(tmp_path / "a", "classifier", cfg, mnist, False)
     torch.rand(7)
-    b, _ = _checkpoint(tmp_path / "b", "classifier", cfg, mnist, False)
+    b, _ = model_checkpoint(tmp_path / "b", "classifier", cfg, mnist, False)
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
 

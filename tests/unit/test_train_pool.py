@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from abstain.data.datasets import load_dataset
-from abstain.run import RunConfig, _checkpoint, train_models
+from abstain.run import RunConfig, train_models
+from abstain.run_models import model_checkpoint
 from abstain.train import TrainConfig
 from abstain.train_pool import order, plan, train_side_by_side
 
@@ -51,8 +52,8 @@ def test_workers_train_what_one_process_trains_with_their_threads(tmp_path, smal
     torch.set_num_threads(1)
     try:
         for name in ("classifier", "vae"):
-            mine, summary = _checkpoint(tmp_path / "here", name, small_config, data, False)
-            theirs, their_summary = _checkpoint(tmp_path / "pool", name, small_config, data, False)
+            mine, summary = model_checkpoint(tmp_path / "here", name, small_config, data, False)
+            theirs, their_summary = model_checkpoint(tmp_path / "pool", name, small_config, data, False)
             assert their_summary["threads"] == summary["threads"] == 1
             assert their_summary["history"] == summary["history"]
             a, b = mine.state_dict(), theirs.state_dict()

@@ -15,7 +15,7 @@ A guard on this score abstains exactly when some part's rank falls below its sha
 common level, and calibrating that level to accept 95% of the validation images splits the 5%
 among the parts by their shares (less the overlap). Default: ``msp`` 0.8, ``mahalanobis_layers``
 0.2, i.e. about 4% and 1% of the validation images. MNIST runs take ``msp`` 0.95 and
-``mahalanobis_layers_centred`` 0.05 instead (``abstain.run.GUARD_UNION``; README, "Probes").
+``mahalanobis_layers_centred`` 0.05 instead (``abstain.run_config.GUARD_UNION``; README, "Probes").
 
 Input view ``"scores"``: an (N, len(parts)) array of the parts' scores, columns in ``parts``
 order; the guard builds it from the parts, which must be other detectors of the same guard.
