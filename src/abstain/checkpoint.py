@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -49,6 +50,18 @@ def read_meta(path: str | Path) -> dict:
         return json.loads(header["abstain"])
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise RunError(f"{path}: not an abstain checkpoint ({exc})") from exc
+
+
+def identity(path: str | Path) -> dict:
+    """What names the checkpoint at `path` for a result computed with it: its file name, the
+    sha256 of its bytes, and its metadata less the training history (configs, what it trained on)."""
+    path = Path(path)
+    meta = read_meta(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": path.name, "sha256": digest.hexdigest(), **{k: v for k, v in meta.items() if k != "training"}}
 
 
 def load_module(path: str | Path, module_cls, config_cls) -> tuple[torch.nn.Module, dict]:

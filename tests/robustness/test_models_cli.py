@@ -1,4 +1,5 @@
 """The model registry, adversarial training, distal images and the `robustness` command."""
+import hashlib
 import json
 import os
 from dataclasses import replace
@@ -8,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from abstain.checkpoint import config_to_dict
 from abstain.cli import main
 from abstain.errors import InputError
 from abstain.models.classifier import CNN, ClassifierConfig
@@ -117,7 +119,16 @@ def test_cli_robustness_writes_the_schema(tiny_run, tmp_path, capsys):
     assert r["settings"]["abs_inference"] == {"prototypes": 8000, "steps": 10, "lr": 0.1, "refine": 3,
                                                "check_margin": 0.0, "check": None}
     assert len(cnn["l2_minimal"]) == 20 and cnn["l2_median"] is not None and cnn["l2_median"] < 6
-    assert "cnn" in capsys.readouterr().out and page.read_text().count("<img") >= 5
+    # the result names the checkpoint it attacked: file, hash of its bytes, configs
+    weights = tiny_run.path / "classifier.safetensors"
+    assert cnn["checkpoint"]["file"] == "classifier.safetensors"
+    assert cnn["checkpoint"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert cnn["checkpoint"]["config"] == config_to_dict(tiny_run.config.classifier)
+    assert "training" not in cnn["checkpoint"]
+    printed, html = capsys.readouterr().out, page.read_text()
+    assert "cnn" in printed and html.count("<img") >= 5
+    assert f"cnn classifier.safetensors sha256 {cnn['checkpoint']['sha256'][:12]}" in printed
+    assert cnn["checkpoint"]["sha256"][:12] in html
 
 
 @pytest.mark.parametrize("args, message", [(["--models", "cnn,resnet"], "unknown model"),

@@ -114,6 +114,10 @@ def build_robustness_report(result: dict, arrays: dict, out: str | Path) -> Path
              "bisection on eps with BIM and PGD with restarts); accuracy at eps = share of images whose "
              "minimal perturbation exceeds eps. Numbers in brackets: the ABS authors' released curves "
              "(Schott et al. 2019).</p>")
+    named = {name: r["checkpoint"] for name, r in result["models"].items() if "checkpoint" in r}
+    if named:
+        intro += ('<p class="note">Checkpoints attacked: ' + "; ".join(
+            f"{esc(name)}: {esc(c['file'])} (sha256 {esc(c['sha256'][:12])})" for name, c in named.items()) + ".</p>")
     body = [html.section("summary", "Summary", intro + summary_table(result)),
             html.section("curves", "Accuracy against perturbation size",
                          html.figure(curves_png(result), "accuracy vs eps", "One line per model.")),

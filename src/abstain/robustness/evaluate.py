@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..checkpoint import identity
 from ..errors import InputError
 from ..models.abs_modes import ATTACK_MODES, resolve_mode
 from ..tensors import to_tensor
@@ -155,6 +156,7 @@ def robustness(run, names: list[str], cfg: RobustnessConfig = RobustnessConfig()
         seconds["distal"], seconds["load_or_train"] = round(time.perf_counter() - t1, 2), round(t_load, 2)
         bar.update(1)
         result["models"][name] = {**summarise(minima), "noise": noise, "budget": asdict(budget),
+                                  "checkpoint": identity(run.path / ROBUSTNESS_MODELS[name].file),
                                   "distal": {k: v for k, v in distal.items() if k != "images"},
                                   "seconds": seconds, "cpu_seconds": round(time.process_time() - cpu0, 1)}
         arrays["models"][name] = {"distal": distal["images"]}

@@ -12,6 +12,8 @@ from typing import Callable
 from torch import nn
 
 from ..errors import InputError
+from ..run_models import MODELS
+from .adversarial_training import FILE as MADRY_FILE, adversarial_cnn
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,16 @@ class ModelEntry:
     slow: bool = False                   # slow models get the smaller attack budget
     about: str = ""
     available: Callable[..., bool] = lambda run: True
+    file: str = MODELS["classifier"].file    # its checkpoint in the run folder (named in the JSON)
 
 
 ROBUSTNESS_MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, slow: bool = False, about: str = "", available=lambda run: True):
+def register_model(name: str, slow: bool = False, about: str = "", available=lambda run: True,
+                   file: str = MODELS["classifier"].file):
     def wrap(factory):
-        ROBUSTNESS_MODELS[name] = ModelEntry(factory, slow, about, available)
+        ROBUSTNESS_MODELS[name] = ModelEntry(factory, slow, about, available, file)
         return factory
     return wrap
 
@@ -58,10 +62,9 @@ def _cnn(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
     return run.classifier
 
 
-@register_model("madry", about="the same CNN, adversarially trained (FGSM with random start, "
-                "Wong et al. 2020) at L-inf eps 0.3; trained into the run folder on first use")
+@register_model("madry", file=MADRY_FILE, about="the same CNN, adversarially trained (FGSM with random "
+                "start, Wong et al. 2020) at L-inf eps 0.3; trained into the run folder on first use")
 def _madry(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
-    from .adversarial_training import adversarial_cnn
     return adversarial_cnn(run, progress=progress)
 
 
@@ -75,13 +78,13 @@ def _has_abs(run) -> bool:
     return run.abs_model is not None
 
 
-@register_model("abs", slow=True, available=_has_abs,
+@register_model("abs", slow=True, available=_has_abs, file=MODELS["abs"].file,
                 about="analysis by synthesis: one VAE per class (Schott et al. 2019)")
 def _abs_plain(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
     return _abs(run, False, abs_mode)
 
 
-@register_model("binary_abs", slow=True, available=_has_abs,
+@register_model("binary_abs", slow=True, available=_has_abs, file=MODELS["abs"].file,
                 about="ABS on inputs binarized at 0.5 (straight-through gradients)")
 def _abs_binary(run, progress: bool = False, abs_mode: str = "fast") -> nn.Module:
     return _abs(run, True, abs_mode)

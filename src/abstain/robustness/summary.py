@@ -20,6 +20,10 @@ def format_robustness(result: dict) -> str:
                      f"{_fmt(r['l2_median'], a['l2_median']):>18}{_fmt(r['linf_median'], a['linf_median']):>18}"
                      f"{_fmt(r['acc_l2_1.5'], a['acc_l2_1.5'], True):>16}{_fmt(r['acc_linf_0.3'], pct=True):>14}"
                      f"{sum(r['seconds'].values()):>7.0f}")
+    named = {name: r["checkpoint"] for name, r in result["models"].items() if "checkpoint" in r}
+    if named:
+        lines.append("checkpoints attacked: " + ", ".join(f"{name} {c['file']} sha256 {c['sha256'][:12]}"
+                                                          for name, c in named.items()))
     mode = result.get("settings", {}).get("abs_mode")
     if mode and any("abs" in name for name in result["models"]):
         lines.append(f"ABS models attacked (and evaluated) in their {mode} inference")
