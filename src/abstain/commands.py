@@ -83,13 +83,8 @@ def _union_spec(tokens: list[str]) -> dict[str, float]:
     return spec
 
 
-def cmd_fit(args) -> int:
-    from dataclasses import replace
-
-    from .run import RunConfig, fit_run
-    base = RunConfig.for_dataset(args.dataset)
-    both = {"seed": args.seed, "max_train": args.max_train}
-    epochs = base.classifier_train.epochs if args.epochs is None else args.epochs
+def _check_fit_flags(args, base) -> None:
+    """One InputError naming the first bad `abstain fit` flag (`base`: the dataset's defaults)."""
     if not 0 < args.accept < 1:
         raise InputError(f"--accept must lie strictly between 0 and 1, got {args.accept}")
     if args.max_train is not None and args.max_train < 1:
@@ -113,13 +108,23 @@ def cmd_fit(args) -> int:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
-    abs_seed = args.seed if args.abs_seed is None else args.abs_seed
-    if abs_seed < 0:
-        raise InputError(f"--abs-seed must be >= 0, got {abs_seed}")
+    if args.abs_seed is not None and args.abs_seed < 0:
+        raise InputError(f"--abs-seed must be >= 0, got {args.abs_seed}")
     if not 0 <= args.abs_beta < float("inf"):
         raise InputError(f"--abs-beta must be >= 0, got {args.abs_beta}")
     if not 0 <= args.background_weight_decay < float("inf"):
         raise InputError(f"--background-weight-decay must be >= 0, got {args.background_weight_decay}")
+
+
+def cmd_fit(args) -> int:
+    from dataclasses import replace
+
+    from .run import RunConfig, fit_run
+    base = RunConfig.for_dataset(args.dataset)
+    _check_fit_flags(args, base)
+    both = {"seed": args.seed, "max_train": args.max_train}
+    epochs = base.classifier_train.epochs if args.epochs is None else args.epochs
+    abs_seed = args.seed if args.abs_seed is None else args.abs_seed
     if args.union is not None:
         base = base.with_union(_union_spec(args.union))
     cfg = replace(base, detector=args.detector, accept=args.accept,
