@@ -8,6 +8,7 @@ import numpy as np
 
 from ..atomic import write_text
 from ..robustness.evaluate import ANCHORS
+from ..robustness.summary import attacked_checkpoints
 from . import html, plots
 from .html import esc, fmt_num, fmt_pct
 from .plots import plt
@@ -114,7 +115,7 @@ def build_robustness_report(result: dict, arrays: dict, out: str | Path) -> Path
              "bisection on eps with BIM and PGD with restarts); accuracy at eps = share of images whose "
              "minimal perturbation exceeds eps. Numbers in brackets: the ABS authors' released curves "
              "(Schott et al. 2019).</p>")
-    named = {name: r["checkpoint"] for name, r in result["models"].items() if "checkpoint" in r}
+    named = attacked_checkpoints(result)
     if named:
         intro += ('<p class="note">Checkpoints attacked: ' + "; ".join(
             f"{esc(name)}: {esc(c['file'])} (sha256 {esc(c['sha256'][:12])})" for name, c in named.items()) + ".</p>")

@@ -11,6 +11,11 @@ def _fmt(value, anchor=None, pct: bool = False) -> str:
     return text
 
 
+def attacked_checkpoints(result: dict) -> dict:
+    """{model: its checkpoint's identity} for the models whose result names one (older JSONs do not)."""
+    return {name: r["checkpoint"] for name, r in result["models"].items() if "checkpoint" in r}
+
+
 def format_robustness(result: dict) -> str:
     head = f"{'model':<12}{'clean':>8}{'L2 median':>18}{'Linf median':>18}{'acc L2 1.5':>16}{'acc Linf 0.3':>14}{'s':>7}"
     lines = ["(in brackets: the ABS authors' released curves)", head]
@@ -20,7 +25,7 @@ def format_robustness(result: dict) -> str:
                      f"{_fmt(r['l2_median'], a['l2_median']):>18}{_fmt(r['linf_median'], a['linf_median']):>18}"
                      f"{_fmt(r['acc_l2_1.5'], a['acc_l2_1.5'], True):>16}{_fmt(r['acc_linf_0.3'], pct=True):>14}"
                      f"{sum(r['seconds'].values()):>7.0f}")
-    named = {name: r["checkpoint"] for name, r in result["models"].items() if "checkpoint" in r}
+    named = attacked_checkpoints(result)
     if named:
         lines.append("checkpoints attacked: " + ", ".join(f"{name} {c['file']} sha256 {c['sha256'][:12]}"
                                                           for name, c in named.items()))
