@@ -52,16 +52,31 @@ def read_meta(path: str | Path) -> dict:
         raise RunError(f"{path}: not an abstain checkpoint ({exc})") from exc
 
 
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of the tensors alone (each name, dtype, shape and bytes, in name order), not of the
+    metadata: two trainings that end in the same weights get the same digest although their
+    files differ (the metadata holds, e.g., the training seconds)."""
+    digest = hashlib.sha256()
+    with safe_open(str(path), framework="pt") as fh:
+        for name in sorted(fh.keys()):
+            t = fh.get_tensor(name).contiguous()
+            digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def identity(path: str | Path) -> dict:
     """What names the checkpoint at `path` for a result computed with it: its file name, the
-    sha256 of its bytes, and its metadata less the training history (configs, what it trained on)."""
+    sha256 of its bytes, the sha256 of its weights alone (`weights_sha256`), and its metadata
+    less the training history (configs, what it trained on)."""
     path = Path(path)
     meta = read_meta(path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return {"file": path.name, "sha256": digest.hexdigest(), **{k: v for k, v in meta.items() if k != "training"}}
+    return {"file": path.name, "sha256": digest.hexdigest(), "weights_sha256": weights_sha256(path),
+            **{k: v for k, v in meta.items() if k != "training"}}
 
 
 def load_module(path: str | Path, module_cls, config_cls) -> tuple[torch.nn.Module, dict]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from abstain.checkpoint import config_to_dict
+from abstain.checkpoint import config_to_dict, weights_sha256
 from abstain.cli import main
 from abstain.errors import InputError
 from abstain.models.classifier import CNN, ClassifierConfig
@@ -127,8 +127,9 @@ def test_cli_robustness_writes_the_schema(tiny_run, tmp_path, capsys):
     assert "training" not in cnn["checkpoint"]
     printed, html = capsys.readouterr().out, page.read_text()
     assert "cnn" in printed and html.count("<img") >= 5
-    assert f"cnn classifier.safetensors sha256 {cnn['checkpoint']['sha256'][:12]}" in printed
-    assert cnn["checkpoint"]["sha256"][:12] in html
+    assert cnn["checkpoint"]["weights_sha256"] == weights_sha256(weights)
+    label = f"classifier.safetensors sha256 {cnn['checkpoint']['sha256'][:12]} weights {weights_sha256(weights)[:12]}"
+    assert f"cnn {label}" in printed and label in html
 
 
 @pytest.mark.parametrize("args, message", [(["--models", "cnn,resnet"], "unknown model"),

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..atomic import write_text
 from ..robustness.evaluate import ANCHORS
-from ..robustness.summary import attacked_checkpoints
+from ..robustness.summary import attacked_checkpoints, checkpoint_label
 from . import html, plots
 from .html import esc, fmt_num, fmt_pct
 from .plots import plt
@@ -118,7 +118,7 @@ def build_robustness_report(result: dict, arrays: dict, out: str | Path) -> Path
     named = attacked_checkpoints(result)
     if named:
         intro += ('<p class="note">Checkpoints attacked: ' + "; ".join(
-            f"{esc(name)}: {esc(c['file'])} (sha256 {esc(c['sha256'][:12])})" for name, c in named.items()) + ".</p>")
+            f"{esc(name)}: {esc(checkpoint_label(c))}" for name, c in named.items()) + ".</p>")
     body = [html.section("summary", "Summary", intro + summary_table(result)),
             html.section("curves", "Accuracy against perturbation size",
                          html.figure(curves_png(result), "accuracy vs eps", "One line per model.")),

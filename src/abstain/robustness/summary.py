@@ -16,6 +16,12 @@ def attacked_checkpoints(result: dict) -> dict:
     return {name: r["checkpoint"] for name, r in result["models"].items() if "checkpoint" in r}
 
 
+def checkpoint_label(c: dict) -> str:
+    """'file sha256 <12 hex> weights <12 hex>' (older results name no weights digest)."""
+    text = f"{c['file']} sha256 {c['sha256'][:12]}"
+    return text + (f" weights {c['weights_sha256'][:12]}" if "weights_sha256" in c else "")
+
+
 def format_robustness(result: dict) -> str:
     head = f"{'model':<12}{'clean':>8}{'L2 median':>18}{'Linf median':>18}{'acc L2 1.5':>16}{'acc Linf 0.3':>14}{'s':>7}"
     lines = ["(in brackets: the ABS authors' released curves)", head]
@@ -27,7 +33,7 @@ def format_robustness(result: dict) -> str:
                      f"{sum(r['seconds'].values()):>7.0f}")
     named = attacked_checkpoints(result)
     if named:
-        lines.append("checkpoints attacked: " + ", ".join(f"{name} {c['file']} sha256 {c['sha256'][:12]}"
+        lines.append("checkpoints attacked: " + ", ".join(f"{name} {checkpoint_label(c)}"
                                                           for name, c in named.items()))
     mode = result.get("settings", {}).get("abs_mode")
     if mode and any("abs" in name for name in result["models"]):
