@@ -30,14 +30,7 @@ def _add_workers(p):
                         "threads each, so one on a 2-core machine; 1 = one after another in this process)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .models.abs_modes import ATTACK_MODES, CLASSIFY_MODES, FINETUNE_MODES
-    from .run import RunConfig
-    base = RunConfig()
-    parser = _Parser(prog="abstain", description="Make image classifiers know what they don't know.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _demo(sub, base) -> None:
     p = sub.add_parser("demo", help="fit (or reuse) the MNIST run, evaluate it, print the tables, write the report")
     p.add_argument("--run", type=Path, metavar="DIR", help="run directory (default $ABSTAIN_HOME/runs/mnist)")
     p.add_argument("--force", action="store_true", help="refit even if a valid run exists")
@@ -45,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attack N correctly classified test images (FGSM / BIM / PGD / PGD-L2); 0 = skip")
     _add_workers(p)
 
+
+def _fit(sub, base) -> None:
+    from .run import RunConfig
     p = sub.add_parser("fit", help="train the classifier and VAE, fit every detector, calibrate the guard")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"], help="training data")
     _add_run(p)
@@ -67,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="llr background VAE epochs")
     p.add_argument("--background-weight-decay", type=float, default=base.background_train.weight_decay,
                    metavar="LAMBDA", help="llr background VAE: L2 weight decay (Adam)")
+    _add_abs_training(p, base)
+    p.add_argument("--max-train", type=int, default=None,
+                   help="use only the first N training images (to train the models and fit the detectors)")
+    p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
+    p.add_argument("--force", action="store_true",
+                   help="delete DIR and refit from scratch (refused when DIR holds files a run does not write)")
+
+
+def _add_abs_training(p, base) -> None:
+    """`abstain fit`'s flags for ABS's ten class VAEs and their finetuning."""
+    from .models.abs_modes import FINETUNE_MODES
     p.add_argument("--abs-epochs", type=int, default=base.abs_train.epochs,
                    help="epochs of the ten ABS class VAEs (10 = the reference's training)")
     p.add_argument("--abs-beta", type=float, default=base.abs.beta, metavar="BETA",
@@ -90,12 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-with-val", action="store_true",
                    help="train ABS on the training and validation images (the reference's 60,000); the "
                         "abs detector and the guard are then calibrated on images ABS has seen")
-    p.add_argument("--max-train", type=int, default=None,
-                   help="use only the first N training images (to train the models and fit the detectors)")
-    p.add_argument("--seed", type=int, default=base.classifier_train.seed, help="random seed")
-    p.add_argument("--force", action="store_true",
-                   help="delete DIR and refit from scratch (refused when DIR holds files a run does not write)")
 
+
+def _eval(sub, base) -> None:
     p = sub.add_parser("eval", help="evaluate a run on the test set and the OOD suite")
     _add_run(p)
     p.add_argument("--ood", default=None, help="comma-separated OOD set names (default: the whole suite)")
@@ -106,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack-steps", type=int, default=20, metavar="S", help="steps of the iterative attacks")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the HTML report")
 
+
+def _likelihood(sub, base) -> None:
     p = sub.add_parser("likelihood", help="the likelihood trap of a FashionMNIST run and the fixes, one table")
     _add_run(p)
     p.add_argument("--mnist-run", type=Path, metavar="DIR", help="an MNIST run for the MNIST -> FashionMNIST column")
@@ -113,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")
     p.add_argument("--report", type=Path, metavar="FILE", help="write the HTML page (histogram, table)")
 
+
+def _attack(sub, base) -> None:
     p = sub.add_parser("attack", help="write adversarial versions of an N x 28 x 28 .npy array")
     _add_run(p)
     p.add_argument("--attack", default="pgd", choices=["fgsm", "bim", "pgd", "pgd_l2"], help="attack")
@@ -124,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True, type=Path, metavar="Y.npy", help="their true labels")
     p.add_argument("--out", required=True, type=Path, metavar="ADV.npy", help="where to write the float32 images")
 
+
+def _purify(sub, base) -> None:
     p = sub.add_parser("purify", help="move features toward higher gmm density; accuracy before / after")
     _add_run(p)
     p.add_argument("--n", type=int, default=500, help="number of test images (clean and attacked)")
@@ -133,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack-steps", type=int, default=20, help="steps of the iterative attacks")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")
 
+
+def _score(sub, base) -> None:
+    from .models.abs_modes import CLASSIFY_MODES
     p = sub.add_parser("score", help="score an N x 28 x 28 .npy array with every detector and the guard")
     _add_run(p)
     p.add_argument("--input", required=True, type=Path, metavar="FILE.npy", help="uint8 0-255 or float 0-1")
@@ -142,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-mode", default="fast", choices=CLASSIFY_MODES,
                    help="ABS inference for --classifier abs (checked: fast, its close calls solved again; faithful: 8,000 prototypes + 50 Adam steps)")
 
+
+def _check(sub, base) -> None:
+    from .models.abs_modes import CLASSIFY_MODES
     p = sub.add_parser("check", help="MNIST-ify image files and say accept / abstain for each")
     _add_run(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (png, jpg, ...)")
@@ -152,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-mode", default="fast", choices=CLASSIFY_MODES,
                    help="ABS inference for --explain (checked: fast, its close calls solved again; faithful: 8,000 prototypes + 50 Adam steps)")
 
+
+def _probe(sub, base) -> None:
     p = sub.add_parser("probe", help="shortcut and invariance probes: 1-vs-7, sweeps on test digits, shapes",
                        description="Probe what the classifier looks for, with the guard's verdict beside its "
                        "confidence. With the defaults (1,000 test digits per sweep step) the sweeps take "
@@ -174,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
     p.add_argument("--report", type=Path, metavar="FILE", help="write the probes as a standalone HTML page")
 
+
+def _robustness(sub, base) -> None:
+    from .models.abs_modes import ATTACK_MODES
     p = sub.add_parser("robustness", help="minimal adversarial perturbations (L2, L-inf), accuracy-vs-eps "
                        "curves, noise check and distal images of the CNN, an adversarially trained CNN and ABS",
                        description="Attack each model with every attack we have (noise, decision-based "
@@ -197,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-mode", default="fast", choices=ATTACK_MODES,
                    help="the ABS inference attacked (default fast; faithful is about 20x slower)")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write a standalone HTML page")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .run import RunConfig
+    parser = _Parser(prog="abstain", description="Make image classifiers know what they don't know.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    base = RunConfig()
+    for add in (_demo, _fit, _eval, _likelihood, _attack, _purify, _score, _check, _probe, _robustness):
+        add(sub, base)
     return parser
 
 

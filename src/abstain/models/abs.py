@@ -1,8 +1,8 @@
 """Analysis by synthesis (ABS, Schott et al. 2019): one small VAE per class; an input belongs to
 the class whose generator explains it best.
 
-The ten VAEs are ten modules (``ClassVAE``), each trained on batches of its own class
-(:func:`abstain.train_abs.train_abs`). Inference folds their decoders into one grouped network
+The ten VAEs are ten modules (``ClassVAE``, :mod:`abstain.models.abs_vae`), each trained on
+batches of its own class (:func:`abstain.train_abs.train_abs`). Inference folds their decoders into one grouped network
 (``groups = classes``: channel block ``c`` of every layer belongs to class ``c`` only), so it
 decodes all ten classes in one pass. Each class's encoder is 1->32->32->64->16 (kernels
 5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16 outputs are the mean and log-variance of an
@@ -38,6 +38,7 @@ from torch import nn
 
 from ..errors import InputError
 from .abs_modes import FINETUNE_MODES, Inference, resolve_mode
+from .abs_vae import ClassVAE
 
 PIXELS = 784
 
@@ -85,37 +86,6 @@ class ABSConfig:
         for name in ("scale_fit_images", "finetune_steps"):
             if getattr(self, name) < 0:
                 raise InputError(f"ABS {name} must be >= 0, got {getattr(self, name)}")
-
-
-class ClassVAE(nn.Module):
-    """One class's VAE (the reference architecture): 85k parameters."""
-
-    def __init__(self, latent: int = 8):
-        super().__init__()
-        self.encoder = nn.Sequential(                                          # 1 x 28 x 28
-            nn.Conv2d(1, 32, 5), nn.BatchNorm2d(32), nn.ELU(),                 # 32 x 24 x 24
-            nn.Conv2d(32, 32, 4, 2), nn.BatchNorm2d(32), nn.ELU(),             # 32 x 11 x 11
-            nn.Conv2d(32, 64, 3, 2), nn.BatchNorm2d(64), nn.ELU(),             # 64 x 5 x 5
-            nn.Conv2d(64, 2 * latent, 5))                                      # 2L x 1 x 1: mean, log-var
-        self.decoder = nn.Sequential(                                          # L x 1 x 1
-            nn.ConvTranspose2d(latent, 32, 4), nn.BatchNorm2d(32), nn.ELU(),   # 32 x 4 x 4
-            nn.ConvTranspose2d(32, 16, 5, 2), nn.BatchNorm2d(16), nn.ELU(),    # 16 x 11 x 11
-            nn.ConvTranspose2d(16, 16, 5, 2), nn.BatchNorm2d(16), nn.ELU(),    # 16 x 25 x 25
-            nn.ConvTranspose2d(16, 1, 4))                                      # 1 x 28 x 28 (logit)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents (N, L) -> images (N, 1, 28, 28) in [0, 1], through the module's own layers
-        (gradient to the weights; the inference path `ABS.generate` folds BatchNorm instead)."""
-        return torch.sigmoid(self.decoder(z[:, :, None, None]))
-
-    def loss(self, x: torch.Tensor, beta: float) -> torch.Tensor:
-        """x (N, 1, 28, 28) -> squared error + beta * KL of one posterior sample, (N,)."""
-        mu, logvar = self.encoder(x).flatten(1).chunk(2, dim=1)
-        logvar = logvar.clamp(-12.0, 8.0)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        rec = self.decode(z)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
-        return (rec - x).pow(2).flatten(1).sum(1) + beta * kl
 
 
 def project(z: torch.Tensor, max_norm: float) -> torch.Tensor:
