@@ -22,3 +22,10 @@ def test_the_weights_digest_ignores_the_metadata_and_sees_every_weight(tmp_path)
     ida, idb = identity(a), identity(b)
     assert ida["weights_sha256"] == idb["weights_sha256"] and ida["sha256"] != idb["sha256"]
     assert ida["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest() and "training" not in ida
+
+
+def test_results_written_before_the_weights_digest_still_print():
+    from abstain.robustness.summary import checkpoint_label
+    old = {"file": "abs.safetensors", "sha256": "ab" * 32}
+    assert checkpoint_label(old) == "abs.safetensors sha256 abababababab"
+    assert checkpoint_label({**old, "weights_sha256": "cd" * 32}).endswith(" weights cdcdcdcdcdcd")
