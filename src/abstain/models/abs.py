@@ -2,9 +2,9 @@
 the class whose generator explains it best.
 
 The ten VAEs are ten modules (``ClassVAE``, :mod:`abstain.models.abs_vae`), each trained on
-batches of its own class (:func:`abstain.train_abs.train_abs`). Inference folds their decoders into one grouped network
-(``groups = classes``: channel block ``c`` of every layer belongs to class ``c`` only), so it
-decodes all ten classes in one pass. Each class's encoder is 1->32->32->64->16 (kernels
+batches of its own class (:func:`abstain.train_abs.train_abs`). Inference folds their decoders
+into one grouped network (``groups = classes``: channel block ``c`` of every layer belongs to
+class ``c`` only), so it decodes all ten classes in one pass. Each class's encoder is 1->32->32->64->16 (kernels
 5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16 outputs are the mean and log-variance of an
 8-d latent), its decoder the transposed mirror 8->32->16->16->1 with a sigmoid output: 85k
 parameters per class.
