@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -52,17 +53,22 @@ def read_meta(path: str | Path) -> dict:
         raise RunError(f"{path}: not an abstain checkpoint ({exc})") from exc
 
 
-def weights_sha256(path: str | Path) -> str:
-    """sha256 of the tensors alone (each name, dtype, shape and bytes, in name order), not of the
-    metadata: two trainings that end in the same weights get the same digest although their
-    files differ (the metadata holds, e.g., the training seconds)."""
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of named tensors (each name, dtype, shape and bytes, in name order): equal for equal
+    weights, wherever they come from (a module's state_dict, a checkpoint file)."""
     digest = hashlib.sha256()
-    with safe_open(str(path), framework="pt") as fh:
-        for name in sorted(fh.keys()):
-            t = fh.get_tensor(name).contiguous()
-            digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """`state_sha256` of a checkpoint's tensors, not of its metadata: two trainings that end in
+    the same weights get the same digest although their files differ (the metadata holds, e.g.,
+    the training seconds)."""
+    return state_sha256(load_file(str(path)))
 
 
 def identity(path: str | Path) -> dict:

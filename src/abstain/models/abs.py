@@ -4,10 +4,10 @@ the class whose generator explains it best.
 The ten VAEs are ten modules (``ClassVAE``, :mod:`abstain.models.abs_vae`), each trained on
 batches of its own class (:func:`abstain.train_abs.train_abs`). Inference folds their decoders
 into one grouped network (``groups = classes``: channel block ``c`` of every layer belongs to
-class ``c`` only), so it decodes all ten classes in one pass. Each class's encoder is 1->32->32->64->16 (kernels
-5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16 outputs are the mean and log-variance of an
-8-d latent), its decoder the transposed mirror 8->32->16->16->1 with a sigmoid output: 85k
-parameters per class.
+class ``c`` only), so it decodes all ten classes in one pass. Each class's encoder is
+1->32->32->64->16 (kernels 5/4/3/5, strides 1/2/2/1, BatchNorm, ELU; the 16 outputs are the mean
+and log-variance of an 8-d latent), its decoder the transposed mirror 8->32->16->16->1 with a
+sigmoid output: 85k parameters per class.
 
 Inference (prototype search, Adam steps on z, the class loss l_y; the modes ``faithful``,
 ``fast``, ``checked``, ``search``) is described in :mod:`abstain.models.abs_modes`.
@@ -28,7 +28,6 @@ d(a_y l_y)/dx = 2 a_y (x - G_y(z*)) / 784 and white-box attacks run on ABS.
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import state_sha256
 from ..errors import InputError
 from .abs_modes import FINETUNE_MODES, Inference, resolve_mode
 from .abs_vae import ClassVAE
@@ -229,7 +229,7 @@ class ABS(nn.Module):
             return z, images, const
 
         def shared():
-            key = (self._weights_digest(), self.config.latent, self.config.prototype_seed, n)
+            key = (state_sha256(self.vaes.state_dict()), self.config.latent, self.config.prototype_seed, n)
             if key in _SHARED_PROTOTYPES:
                 _SHARED_PROTOTYPES.move_to_end(key)
             else:
@@ -239,13 +239,6 @@ class ABS(nn.Module):
             return _SHARED_PROTOTYPES[key]
         return self._cached(("prototypes", n), shared)
 
-    def _weights_digest(self) -> str:
-        """sha256 of every weight and buffer of the class VAEs (not the class scales)."""
-        h = hashlib.sha256()
-        for name, t in self.vaes.state_dict().items():
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
 
     @torch.no_grad()
     def nearest_prototypes(self, x: torch.Tensor, n: int, prototypes: tuple | None = None) -> torch.Tensor:
