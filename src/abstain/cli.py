@@ -124,10 +124,10 @@ def _attack(sub, base) -> None:
     p = sub.add_parser("attack", help="write adversarial versions of an N x 28 x 28 .npy array")
     _add_run(p)
     p.add_argument("--attack", default="pgd", choices=["fgsm", "bim", "pgd", "pgd_l2"],
-                   help="attack (default: pgd)")
+                   help="attack (default: %(default)s)")
     p.add_argument("--eps", type=float, required=True, help="L-infinity (fgsm/bim/pgd) or L2 (pgd_l2) budget")
-    p.add_argument("--steps", type=int, default=40, help="steps of bim / pgd / pgd_l2 (default: 40)")
-    p.add_argument("--restarts", type=int, default=1, help="random restarts of pgd / pgd_l2 (default: 1)")
+    p.add_argument("--steps", type=int, default=40, help="steps of bim / pgd / pgd_l2 (default: %(default)s)")
+    p.add_argument("--restarts", type=int, default=1, help="random restarts of pgd / pgd_l2 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--input", required=True, type=Path, metavar="X.npy", help="images, uint8 0-255 or float 0-1")
     p.add_argument("--labels", required=True, type=Path, metavar="Y.npy", help="their true labels")
