@@ -240,7 +240,7 @@ def main() -> None:
                          "`abstain fit --abs-class-scales N` (0: none)")
     ap.add_argument("--fast-mode", choices=("fast", "checked"), default="fast",
                     help="the abstain mode measured against the faithful one (checked: the fast mode, "
-                         "its close calls solved again with the faithful steps on 4 classes)")
+                         "its close calls solved again by the faithful mode)")
     ap.add_argument("--check-margin", type=float, default=MODES["checked"].check_margin,
                     help="with --fast-mode checked: the logit gap below which an image is solved again "
                          "(abstain's checked mode: %(default)s)")
