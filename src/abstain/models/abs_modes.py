@@ -38,8 +38,11 @@ class Inference:
             raise ValueError("an Inference with a check needs check_margin > 0, and one with check_margin > 0 a check")
 
 
+#: the reference's inference; also the checked mode's check
+FAITHFUL = Inference(8000, 50, 0.05)
+
 MODES = {
-    "faithful": Inference(8000, 50, 0.05),     # the reference's inference
+    "faithful": FAITHFUL,
     #: chosen on validation images from the curve of bench/abs_speed.py: 10 steps, only for the
     #: three classes whose best prototype explains x best, at Adam rate 0.1 (twice the faithful
     #: mode's; 0.05 before 2026-11-25: on validation images 0.1 was as accurate or more, and agreed
@@ -56,7 +59,7 @@ MODES = {
     #: test labels by bench/abs_fast_select.py (the candidate agreeing most often with the
     #: faithful mode on shifted validation images among those >= 10.5x its speed); for clean
     #: classification. Attacks use "fast": near a decision boundary nearly every image is a close call
-    "checked": Inference(8000, 10, 0.1, 3, check_margin=0.002, check=Inference(8000, 50, 0.05)),
+    "checked": Inference(8000, 10, 0.1, 3, check_margin=0.002, check=FAITHFUL),
     #: prototype search alone (no steps) over 2,000 prototypes: the best prototype's loss bounds
     #: each class loss from above; what the `abs` detector scores with (8,000 prototypes ran at
     #: 1,051 images/s in bench/results/abs_speed.json's curve, 1,000 at 8,694; 8,000 were a
