@@ -1,0 +1,119 @@
+"""What a larger check margin would buy the checked mode, on a model `abs_speed.py` measured.
+
+Usage: python bench/abs_margins.py MODEL OPTIONS --measured JSON [--margins 0.002,0.003,...] [--out FILE]
+
+MODEL OPTIONS are `bench/abs_speed.py`'s (the same model, from its cache). `--measured`: the JSON of
+an `abs_speed.py --fast-mode checked --n-faithful 10000` run on that model, for its faithful
+mistakes (`faithful_errors`), the checked mode's (`fast_all_test_errors`) and the faithful mode's
+images per second. This script runs the plain fast mode once over all 10,000 test images and keeps
+each image's gap between its two best logits (the checked mode's criterion); then, for each
+margin, it runs the checked mode with that margin over all 10,000 and reports the share of images
+the check solved again, how many of the images where the measured checked and faithful modes
+differ in correctness fall under the margin, the mistakes predicted from that (each such image
+taking the faithful answer) and those measured, and the speed-up: this run's checked images per
+second over the JSON's faithful ones, so run it on the machine that wrote the JSON, nothing else
+running. A diagnostic on the test set: choosing the margin from it would tune on test images.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import abs_speed  # noqa: E402  (the model options and cache of the bench it reads)
+
+from abstain.atomic import write_json  # noqa: E402
+from abstain.data.datasets import load_dataset  # noqa: E402
+from abstain.models.abs_modes import MODES  # noqa: E402
+
+DEFAULT_MARGINS = "0.002,0.003,0.004,0.005,0.006,0.008,0.01,0.015,0.02"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    abs_speed.add_model_options(ap)
+    ap.add_argument("--measured", type=Path, required=True,
+                    help="abs_speed.py JSON of the checked mode on this model, all 10,000 test images")
+    ap.add_argument("--margins", default=DEFAULT_MARGINS, help="comma-separated logit gaps")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None, help="JSON to write (default: print only)")
+    args = ap.parse_args()
+    try:
+        margins = [float(m) for m in args.margins.split(",")]
+    except ValueError:
+        sys.exit(f"--margins must be comma-separated numbers, got {args.margins!r}")
+    if not margins or any(not m > 0 for m in margins):
+        sys.exit(f"--margins must be positive, got {args.margins!r}")
+    try:
+        measured = json.loads(args.measured.read_text())
+    except (OSError, ValueError) as e:
+        sys.exit(f"--measured: cannot read {args.measured}: {e}")
+    need = ("fast_mode", "faithful", "faithful_errors", "fast_all_test_errors", "train_seed", "train_epochs")
+    if any(k not in measured for k in need):
+        sys.exit(f"--measured: {args.measured} is not an abs_speed.py JSON (needs {', '.join(need)})")
+    if measured["fast_mode"] != "checked" or measured["faithful"]["n"] != 10000:
+        sys.exit(f"--measured: {args.measured} must measure --fast-mode checked on --n-faithful 10000")
+    if (measured["train_seed"], measured["train_epochs"]) != (args.seed, args.epochs):
+        sys.exit(f"--measured: {args.measured} was trained with seed {measured['train_seed']} and "
+                 f"{measured['train_epochs']} epochs, the options name seed {args.seed} and {args.epochs}")
+    base = measured["faithful"]["inference"]
+    torch.set_num_threads(args.threads)
+    model, _ = abs_speed.model_from_args(args)
+    data = load_dataset("mnist")
+    x, y = data.x_test, data.y_test
+
+    def run(inference):
+        view = model.with_mode(inference)
+        view.prototypes(inference.prototypes)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = torch.cat([view(abs_speed.to_tensor(x[i:i + 500])) for i in range(0, len(x), 500)])
+        return out, len(x) / (time.perf_counter() - t0)
+
+    logits, fast_rate = run(MODES["fast"])
+    top = logits.topk(2, dim=1).values
+    gap = (top[:, 0] - top[:, 1]).numpy()
+    faithful_err, checked_err = set(measured["faithful_errors"]), set(measured["fast_all_test_errors"])
+    new, mended = sorted(checked_err - faithful_err), sorted(faithful_err - checked_err)
+    faithful_rate = measured["faithful"]["images_per_second"]
+    rows = []
+    for m in tqdm(margins, desc="margins"):
+        share = float((gap < m).mean())
+        new_left = int(sum(gap[i] >= m for i in new))
+        mended_left = int(sum(gap[i] >= m for i in mended))
+        out, rate = run(replace(MODES["checked"], check_margin=m))
+        mistakes = int((out.argmax(1).numpy() != y).sum())
+        rows.append({"margin": m, "checked_share": share,
+                     "new_mistakes_reached": len(new) - new_left, "mended_reached": len(mended) - mended_left,
+                     "checked_mistakes_predicted": len(faithful_err) + new_left - mended_left,
+                     "checked_mistakes": mistakes,
+                     "minus_faithful_points": 100 * (len(faithful_err) - mistakes) / len(y),
+                     "checked_images_per_second": rate, "speedup": rate / faithful_rate})
+    res = {"command": "python bench/abs_margins.py " + " ".join(sys.argv[1:]),
+           "faithful_inference": base, "faithful_mistakes": len(faithful_err),
+           "checked_mistakes_measured": len(checked_err),
+           "new_mistakes_gaps": [round(float(gap[i]), 5) for i in new],
+           "mended_gaps": [round(float(gap[i]), 5) for i in mended],
+           "fast_images_per_second": fast_rate, "faithful_images_per_second": faithful_rate,
+           "margins": rows}
+    print(f"faithful {len(faithful_err)} mistakes, checked at 0.002 {len(checked_err)} "
+          f"({len(new)} new, {len(mended)} mended); fast {fast_rate:.1f} img/s, faithful {faithful_rate:.1f}")
+    print(" margin  share  new reached  mended reached  predicted  measured  vs faithful  speed-up")
+    for r in rows:
+        print(f" {r['margin']:<7g} {100 * r['checked_share']:5.2f}%  {r['new_mistakes_reached']:>6}/{len(new)}"
+              f"  {r['mended_reached']:>9}/{len(mended)}  {r['checked_mistakes_predicted']:>9}"
+              f"  {r['checked_mistakes']:>8}  {r['minus_faithful_points']:+9.2f} pt  {r['speedup']:7.1f}x")
+    if args.out is not None:
+        write_json(args.out, res)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
