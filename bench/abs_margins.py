@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -60,9 +60,16 @@ def main() -> None:
         sys.exit(f"--measured: {args.measured} is not an abs_speed.py JSON (needs {', '.join(need)})")
     if measured["fast_mode"] != "checked" or measured["faithful"]["n"] != 10000:
         sys.exit(f"--measured: {args.measured} must measure --fast-mode checked on --n-faithful 10000")
-    if (measured["train_seed"], measured["train_epochs"]) != (args.seed, args.epochs):
-        sys.exit(f"--measured: {args.measured} was trained with seed {measured['train_seed']} and "
-                 f"{measured['train_epochs']} epochs, the options name seed {args.seed} and {args.epochs}")
+    # the JSON must describe the model the options name, and the checked mode this script runs
+    pairs = {"train_seed": args.seed, "train_epochs": args.epochs, "abs_beta": args.beta,
+             "train_patience": args.patience, "finetune_steps": args.finetune,
+             "finetune_weight": args.finetune_weight, "finetune_mode": args.finetune_mode,
+             "train_images": 60000 if args.with_val else 50000}
+    differ = [f"{k} {measured.get(k)!r} (options: {v!r})" for k, v in pairs.items() if measured.get(k) != v]
+    if measured.get("fast_same_images", {}).get("inference") != asdict(MODES["checked"]):
+        differ.append("its checked mode is not abstain's")
+    if differ:
+        sys.exit(f"--measured: {args.measured} measured another model or mode: {'; '.join(differ)}")
     base = measured["faithful"]["inference"]
     torch.set_num_threads(args.threads)
     model, _ = abs_speed.model_from_args(args)
