@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -61,11 +60,8 @@ def main() -> None:
     if measured["fast_mode"] != "checked" or measured["faithful"]["n"] != 10000:
         sys.exit(f"--measured: {args.measured} must measure --fast-mode checked on --n-faithful 10000")
     # the JSON must describe the model the options name, and the checked mode this script runs
-    pairs = {"train_seed": args.seed, "train_epochs": args.epochs, "abs_beta": args.beta,
-             "train_patience": args.patience, "finetune_steps": args.finetune,
-             "finetune_weight": args.finetune_weight, "finetune_mode": args.finetune_mode,
-             "train_images": 60000 if args.with_val else 50000}
-    differ = [f"{k} {measured.get(k)!r} (options: {v!r})" for k, v in pairs.items() if measured.get(k) != v]
+    differ = [f"{k} {measured.get(k)!r} (options: {v!r})"
+              for k, v in abs_speed.model_record(args).items() if measured.get(k) != v]
     if measured.get("fast_same_images", {}).get("inference") != asdict(MODES["checked"]):
         differ.append("its checked mode is not abstain's")
     if differ:
@@ -75,18 +71,8 @@ def main() -> None:
     model, _ = abs_speed.model_from_args(args)
     data = load_dataset("mnist")
     x, y = data.x_test, data.y_test
-
-    def run(inference):
-        view = model.with_mode(inference)
-        view.prototypes(inference.prototypes)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            out = torch.cat([view(abs_speed.to_tensor(x[i:i + 500])) for i in range(0, len(x), 500)])
-        return out, len(x) / (time.perf_counter() - t0)
-
-    logits, fast_rate = run(MODES["fast"])
-    top = logits.topk(2, dim=1).values
-    gap = (top[:, 0] - top[:, 1]).numpy()
+    fast = abs_speed.measure(model, MODES["fast"], x, y)
+    gap = fast["gap"]
     faithful_err, checked_err = set(measured["faithful_errors"]), set(measured["fast_all_test_errors"])
     new, mended = sorted(checked_err - faithful_err), sorted(faithful_err - checked_err)
     faithful_rate = measured["faithful"]["images_per_second"]
@@ -95,23 +81,24 @@ def main() -> None:
         share = float((gap < m).mean())
         new_left = int(sum(gap[i] >= m for i in new))
         mended_left = int(sum(gap[i] >= m for i in mended))
-        out, rate = run(replace(MODES["checked"], check_margin=m))
-        mistakes = int((out.argmax(1).numpy() != y).sum())
+        checked = abs_speed.measure(model, replace(MODES["checked"], check_margin=m), x, y)
+        mistakes = int((checked["pred"] != y).sum())
         rows.append({"margin": m, "checked_share": share,
                      "new_mistakes_reached": len(new) - new_left, "mended_reached": len(mended) - mended_left,
                      "checked_mistakes_predicted": len(faithful_err) + new_left - mended_left,
                      "checked_mistakes": mistakes,
                      "minus_faithful_points": 100 * (len(faithful_err) - mistakes) / len(y),
-                     "checked_images_per_second": rate, "speedup": rate / faithful_rate})
+                     "checked_images_per_second": checked["images_per_second"],
+                     "speedup": checked["images_per_second"] / faithful_rate})
     res = {"command": "python bench/abs_margins.py " + " ".join(sys.argv[1:]),
            "faithful_inference": base, "faithful_mistakes": len(faithful_err),
            "checked_mistakes_measured": len(checked_err),
            "new_mistakes_gaps": [round(float(gap[i]), 5) for i in new],
            "mended_gaps": [round(float(gap[i]), 5) for i in mended],
-           "fast_images_per_second": fast_rate, "faithful_images_per_second": faithful_rate,
+           "fast_images_per_second": fast["images_per_second"], "faithful_images_per_second": faithful_rate,
            "margins": rows}
     print(f"faithful {len(faithful_err)} mistakes, checked at 0.002 {len(checked_err)} "
-          f"({len(new)} new, {len(mended)} mended); fast {fast_rate:.1f} img/s, faithful {faithful_rate:.1f}")
+          f"({len(new)} new, {len(mended)} mended); fast {fast['images_per_second']:.1f} img/s, faithful {faithful_rate:.1f}")
     print(" margin  share  new reached  mended reached  predicted  measured  vs faithful  speed-up")
     for r in rows:
         print(f" {r['margin']:<7g} {100 * r['checked_share']:5.2f}%  {r['new_mistakes_reached']:>6}/{len(new)}"

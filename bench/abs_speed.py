@@ -167,9 +167,21 @@ def measure(model: ABS, inference: Inference, x: np.ndarray, y: np.ndarray) -> d
         logits = torch.cat([view(to_tensor(x[i:i + 500])) for i in range(0, len(x), 500)])
     seconds = time.perf_counter() - t0
     pred = logits.argmax(1).numpy()
+    top = logits.topk(2, dim=1).values
+    # "pred" and "gap" (each image's two best logits apart: the checked mode's criterion) are
+    # per-image arrays for the caller, not for the JSON
     return {"inference": asdict(inference), "n": len(x), "accuracy": float((pred == y).mean()),
             "images_per_second": len(x) / seconds, "ms_per_image": 1000 * seconds / len(x),
-            "prototype_cache_seconds": round(build, 2), "pred": pred}
+            "prototype_cache_seconds": round(build, 2), "pred": pred, "gap": (top[:, 0] - top[:, 1]).numpy()}
+
+
+def model_record(args: argparse.Namespace) -> dict:
+    """The JSON's fields that name the trained model `add_model_options`' options select."""
+    return {"train_epochs": args.epochs, "train_shift": args.shift, "train_batch_size": args.batch_size,
+            "train_schedule": args.schedule, "train_distort": args.distort, "train_patience": args.patience,
+            "train_seed": args.seed, "abs_beta": args.beta, "finetune_steps": args.finetune,
+            "finetune_weight": args.finetune_weight, "finetune_mode": args.finetune_mode,
+            "train_images": 60000 if args.with_val else 50000}
 
 
 def noise_confidence(model: ABS, cnn: CNN | None, noise: np.ndarray, fast: Inference = MODES["fast"]) -> dict:
@@ -289,7 +301,7 @@ def main() -> None:
     errors = {"faithful_errors": np.flatnonzero(faithful["pred"] != data.y_test[:nf]).tolist(),
               "fast_all_test_errors": np.flatnonzero(fast_all["pred"] != data.y_test).tolist()}
     for r in (faithful, fast_same, fast_all, fast_val, *curve):
-        r.pop("pred")
+        r.pop("pred"), r.pop("gap")
     res = {
         "command": f"python bench/abs_speed.py --epochs {args.epochs} --n-faithful {nf} --threads {args.threads}"
                    + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in TRAIN_OPTIONS
@@ -309,13 +321,7 @@ def main() -> None:
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
                    + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
-        "load_average_at_end": os.getloadavg(), "training": training, "train_epochs": args.epochs,
-        "train_shift": args.shift, "train_batch_size": args.batch_size, "train_schedule": args.schedule,
-        "train_distort": args.distort, "train_patience": args.patience, "train_seed": args.seed,
-        "abs_beta": args.beta,
-        "finetune_steps": args.finetune, "finetune_weight": args.finetune_weight,
-        "finetune_mode": args.finetune_mode,
-        "train_images": 60000 if args.with_val else 50000,
+        "load_average_at_end": os.getloadavg(), "training": training, **model_record(args),
         "class_scales": scales,
         "fast_mode": args.fast_mode, "faithful": faithful, "fast_same_images": fast_same, "fast_all_test": fast_all,
         "fast_first_2000_validation": fast_val,
