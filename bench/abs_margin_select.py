@@ -28,13 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import abs_speed  # noqa: E402  (the model options and cache of the bench it reads)
+from abs_margins import DEFAULT_MARGINS, parse_margins  # noqa: E402
 
 from abstain.atomic import write_json  # noqa: E402
 from abstain.data.datasets import load_dataset  # noqa: E402
 from abstain.models.abs_modes import MODES  # noqa: E402
-
-DEFAULT_MARGINS = "0.002,0.003,0.004,0.005,0.006,0.008,0.01,0.015,0.02"
-
 
 def margin_rows(faithful: dict, fast: dict, y: np.ndarray, margins: list[float]) -> list[dict]:
     """For each margin, the checked mode's answers predicted from the two passes (faithful where
@@ -75,12 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.with_val:
         sys.exit("--with-val trains on the validation images this script judges on: train without it")
-    try:
-        margins = sorted(float(m) for m in args.margins.split(","))
-    except ValueError:
-        sys.exit(f"--margins must be comma-separated numbers, got {args.margins!r}")
-    if not margins or any(not (m > 0 and math.isfinite(m)) for m in margins):
-        sys.exit(f"--margins must be positive numbers, got {args.margins!r}")
+    margins = sorted(parse_margins(args.margins))
     if not 1 <= args.n <= 10000:
         sys.exit(f"--n must be 1 to 10000 validation images, got {args.n}")
     if not (args.allow_points >= 0 and math.isfinite(args.allow_points)):

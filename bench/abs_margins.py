@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,6 +36,17 @@ from abstain.models.abs_modes import MODES  # noqa: E402
 DEFAULT_MARGINS = "0.002,0.003,0.004,0.005,0.006,0.008,0.01,0.015,0.02"
 
 
+def parse_margins(text: str) -> list[float]:
+    """`--margins`' comma-separated logit gaps, in their order; anything else exits with one line."""
+    try:
+        margins = [float(m) for m in text.split(",")]
+    except ValueError:
+        sys.exit(f"--margins must be comma-separated numbers, got {text!r}")
+    if any(not (m > 0 and math.isfinite(m)) for m in margins):
+        sys.exit(f"--margins must be positive numbers, got {text!r}")
+    return margins
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     abs_speed.add_model_options(ap)
@@ -44,12 +56,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (default: print only)")
     args = ap.parse_args()
-    try:
-        margins = [float(m) for m in args.margins.split(",")]
-    except ValueError:
-        sys.exit(f"--margins must be comma-separated numbers, got {args.margins!r}")
-    if not margins or any(not m > 0 for m in margins):
-        sys.exit(f"--margins must be positive, got {args.margins!r}")
+    margins = parse_margins(args.margins)
     try:
         measured = json.loads(args.measured.read_text())
     except (OSError, ValueError) as e:
