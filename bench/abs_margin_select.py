@@ -37,8 +37,9 @@ from abstain.models.abs_modes import MODES  # noqa: E402
 def margin_rows(faithful: dict, fast: dict, y: np.ndarray, margins: list[float]) -> list[dict]:
     """For each margin, the checked mode's answers predicted from the two passes (faithful where
     the fast mode's two best logits are within the margin, fast elsewhere), its mistakes against
-    the faithful mode's, and its speed from the two passes' rates (every image pays the fast
-    mode, the checked share the faithful mode too)."""
+    the faithful mode's, and its speed estimated from the two passes' rates (every image pays the
+    fast mode, the checked share the faithful mode too; it read low on a 1-epoch model, 7.9x against
+    9.7x measured: it ranks margins, the checked mode's measured speed-up is the figure to quote)."""
     n, faithful_mistakes = len(y), int((faithful["pred"] != y).sum())
     rows = []
     for m in margins:
