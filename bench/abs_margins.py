@@ -5,7 +5,8 @@ Usage: python bench/abs_margins.py MODEL OPTIONS --measured JSON [--margins 0.00
 MODEL OPTIONS are `bench/abs_speed.py`'s (the same model, from its cache). `--measured`: the JSON of
 an `abs_speed.py --fast-mode checked --n-faithful 10000` run on that model, for its faithful
 mistakes (`faithful_errors`), the checked mode's (`fast_all_test_errors`) and the faithful mode's
-images per second. This script runs the plain fast mode once over all 10,000 test images and keeps
+images per second; its checked mode may use any margin (0.002 before 2026-12-07), and `--margins`
+must not go below it. This script runs the plain fast mode once over all 10,000 test images and keeps
 each image's gap between its two best logits (the checked mode's criterion); then, for each
 margin, it runs the checked mode with that margin over all 10,000 and reports the share of images
 the check solved again, how many of the images where the measured checked and faithful modes
@@ -69,10 +70,17 @@ def main() -> None:
     # the JSON must describe the model the options name, and the checked mode this script runs
     differ = [f"{k} {measured.get(k)!r} (options: {v!r})"
               for k, v in abs_speed.model_record(args).items() if measured.get(k) != v]
-    if measured.get("fast_same_images", {}).get("inference") != asdict(MODES["checked"]):
-        differ.append("its checked mode is not abstain's")
+    inference = dict(measured.get("fast_same_images", {}).get("inference") or {})
+    measured_margin = inference.pop("check_margin", None)
+    if measured_margin is None or inference != {k: v for k, v in asdict(MODES["checked"]).items()
+                                                if k != "check_margin"}:
+        differ.append("its checked mode is not abstain's (margin aside)")
     if differ:
         sys.exit(f"--measured: {args.measured} measured another model or mode: {'; '.join(differ)}")
+    if min(margins) < measured_margin:
+        # below the measured margin, images the JSON's run already solved again would go back to
+        # the fast answer, which the JSON does not record: no prediction to check the run against
+        sys.exit(f"--margins must be at least the measured checked mode's margin, {measured_margin:g}")
     base = measured["faithful"]["inference"]
     torch.set_num_threads(args.threads)
     model, _ = abs_speed.model_from_args(args)
@@ -99,12 +107,12 @@ def main() -> None:
                      "speedup": checked["images_per_second"] / faithful_rate})
     res = {"command": "python bench/abs_margins.py " + " ".join(sys.argv[1:]),
            "faithful_inference": base, "faithful_mistakes": len(faithful_err),
-           "checked_mistakes_measured": len(checked_err),
+           "measured_margin": measured_margin, "checked_mistakes_measured": len(checked_err),
            "new_mistakes_gaps": [round(float(gap[i]), 5) for i in new],
            "mended_gaps": [round(float(gap[i]), 5) for i in mended],
            "fast_images_per_second": fast["images_per_second"], "faithful_images_per_second": faithful_rate,
            "margins": rows}
-    print(f"faithful {len(faithful_err)} mistakes, checked at 0.002 {len(checked_err)} "
+    print(f"faithful {len(faithful_err)} mistakes, checked at {measured_margin:g} {len(checked_err)} "
           f"({len(new)} new, {len(mended)} mended); fast {fast['images_per_second']:.1f} img/s, faithful {faithful_rate:.1f}")
     print(" margin  share  new reached  mended reached  predicted  measured  vs faithful  speed-up")
     for r in rows:
