@@ -314,8 +314,8 @@ def main() -> None:
                    + (f" --finetune-mode {args.finetune_mode}" if args.finetune_mode else "")
                    + (f" --class-scales {args.class_scales}" if args.class_scales else "")
                    + (f" --fast-mode {args.fast_mode}" if args.fast_mode != "fast" else "")
-                   + (f" --check-margin {args.check_margin:g}"
-                      if args.check_margin != MODES["checked"].check_margin else "")
+                   # always with the checked mode: the default moved (0.002 before 2026-12-07)
+                   + (f" --check-margin {args.check_margin:g}" if args.fast_mode == "checked" else "")
                    + f" --fast-lr {args.fast_lr:g}"   # always: the default moved (0.05 before 2026-11-25)
                    + (f" --fast-steps {args.fast_steps}" if args.fast_steps != MODES["fast"].steps else "")
                    + ("" if args.n_curve == 500 else f" --n-curve {args.n_curve}")
