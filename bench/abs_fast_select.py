@@ -39,7 +39,7 @@ from abs_speed import ROOT, add_model_options, measure, model_from_args, save_pn
 #: several margins (0.004 and 0.006 added 2026-12-05, after bench/results/abs_fast_select.json was
 #: written; abs_fast_select_fast_seed1.json has them). That check was the faithful steps on the 4
 #: classes whose best prototype fits best until 2026-12-06 (the JSONs of this directory), since then
-#: the faithful mode itself on all ten (README "The checked mode")
+#: the faithful mode itself on all ten (docs/abs.md "The checked mode")
 CHECK = MODES["checked"].check
 CANDIDATES = [MODES["fast"], Inference(8000, 13, 0.1, 3), Inference(8000, 15, 0.1, 2),
               Inference(8000, 20, 0.1, 2), Inference(8000, 10, 0.1, 4), Inference(8000, 14, 0.07, 3),

@@ -49,9 +49,9 @@ class RunConfig:
     background: BackgroundConfig = BackgroundConfig()
     background_train: TrainConfig = TrainConfig(epochs=4, lr=2e-3, shift=0)
     #: analysis by synthesis (Schott et al. 2019): ten per-class VAEs (abstain.models.abs);
-    #: 5 epochs, half the reference's, to shorten `abstain demo` (over its 10-minute budget
-    #: all the same on 2026-12's machines, README "Results"); `--abs-epochs 10` is the
-    #: reference's length (README: accuracy 97.72% at 10 epochs, fast mode, all test images)
+    #: 5 epochs, half the reference's, to shorten `abstain demo` (still over its 10-minute
+    #: budget on some of 2026-12's machines, README "Results"); `--abs-epochs 10` is the
+    #: reference's length (docs/abs.md: accuracy 97.72% at 10 epochs, fast mode, all test images)
     abs: ABSConfig = ABSConfig()
     abs_train: TrainConfig = TrainConfig(epochs=5, lr=3e-3, shift=1, batch_size=32)
     #: what ABS's ten VAEs train (and finetune) on: "train", the training split as every other

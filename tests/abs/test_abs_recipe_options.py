@@ -1,5 +1,5 @@
-"""`abstain fit`'s options for ABS's training recipe (README "Finetuning at the product's
-inference"): what reaches the run's config, the images ABS trains on, and what a change retrains."""
+"""`abstain fit`'s options for ABS's training recipe (docs/abs.md "Finetuning at the
+product's inference"): what reaches the run's config, the images ABS trains on, and what a change retrains."""
 import json
 from dataclasses import replace
 

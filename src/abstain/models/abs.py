@@ -72,7 +72,7 @@ class ABSConfig:
     finetune_weight: float = 3.0
     #: the inference that finds z* in that finetuning: None, `train_abs.FINETUNE_INFERENCE`
     #: (1,000 prototypes, 10 steps at rate 0.05 on the best 3 classes); or a mode of
-    #: FINETUNE_MODES, that mode's inference (README: "Finetuning at the product's inference")
+    #: FINETUNE_MODES, that mode's inference (docs/abs.md: "Finetuning at the product's inference")
     finetune_mode: str | None = None
 
     def __post_init__(self):

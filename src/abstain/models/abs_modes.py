@@ -46,7 +46,7 @@ MODES = {
     #: chosen on validation images from the curve of bench/abs_speed.py: 10 steps, only for the
     #: three classes whose best prototype explains x best, at Adam rate 0.1 (twice the faithful
     #: mode's; 0.05 before 2026-11-25: on validation images 0.1 was as accurate or more, and agreed
-    #: better with the faithful mode, on each of the three models measured, README). On the
+    #: better with the faithful mode, on each of the three models measured, docs/abs.md). On the
     #: 10-epoch model: 15.0x the faithful mode's images/s (16.8x in a second run of the same
     #: bench command), 0.10 points above its accuracy on
     #: 2,000 test images (bench/results/abs_speed_fastlr0.1.json)
@@ -55,7 +55,7 @@ MODES = {
     #: faithful mode itself, all ten classes (2026-12-06; until then its 50 steps on only the 4
     #: classes whose best prototype fits best, which on the fast-finetuned seed-1 model missed the
     #: faithful answer on 0.5% of shifted validation images and capped the test set at 99.03%
-    #: against the faithful 99.08%; README "The checked mode"). The margin was chosen without
+    #: against the faithful 99.08%; docs/abs.md "The checked mode"). The margin was chosen without
     #: test labels by bench/abs_margin_select.py (2026-12-07; until then 0.002, from
     #: bench/abs_fast_select.py's 4-class check on shifted validation images): on the recipe's
     #: seed-1 model trained without the validation images, the smallest margin within 0.05 pt
