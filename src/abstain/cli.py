@@ -201,9 +201,9 @@ def _robustness(sub, base) -> None:
                        description="Attack each model with every attack we have (noise, decision-based "
                        "lines, FGSM line search, eps bisection with BIM and PGD with restarts) and keep, per "
                        "image, the smallest perturbation that fools it. Defaults: 11 to 21 minutes on 2 CPU "
-                       "cores for the four models at n=200, madry training included (four runs on several "
-                       "machines and ABS models, README; ABS models, attacked in their fast inference, get "
-                       "the smaller budget).")
+                       "cores for the four models at n=200, madry training included (the four default runs "
+                       "measured, README). ABS models, attacked in their fast inference, get the smaller "
+                       "budget.")
     _add_run(p)
     p.add_argument("--json", required=True, type=Path, metavar="FILE", help="write the result as JSON")
     p.add_argument("--n", type=int, default=200, metavar="N", help="test images attacked (default 200)")
