@@ -200,8 +200,8 @@ def _robustness(sub, base) -> None:
                        "curves, noise check and distal images of the CNN, an adversarially trained CNN and ABS",
                        description="Attack each model with every attack we have (noise, decision-based "
                        "lines, FGSM line search, eps bisection with BIM and PGD with restarts) and keep, per "
-                       "image, the smallest perturbation that fools it. Defaults: 11 to 21 minutes on 2 CPU "
-                       "cores for the four models at n=200, madry training included (the four default runs "
+                       "image, the smallest perturbation that fools it. Defaults: 11 to 31 minutes on 2 CPU "
+                       "cores for the four models at n=200, madry training included (the five default runs "
                        "measured, README). ABS models, attacked in their fast inference, get the smaller "
                        "budget.")
     _add_run(p)
