@@ -64,18 +64,17 @@ def test_the_config_chooses_the_finetuning_inference(tuned, mnist):
     # `after` is the fixture's model finetuned with no mode named; here the same 12 steps and batches at
     # the fast mode's latents (finetune_decoders seeds torch and its batch generator itself, so a second
     # no-mode run would give `after` again: test_finetuning_inside_training_... checks such a repeat)
-    runs = {None: after, "fast": copy.deepcopy(before)}
-    runs["fast"].config = replace(runs["fast"].config, finetune_steps=12, finetune_mode="fast")
-    got = finetune_decoders(runs["fast"], mnist.x_train[:3000], mnist.y_train[:3000])
-    assert got["inference"] == asdict(finetune_inference(runs["fast"].config)) and got["mode"] == "fast"
+    fast = copy.deepcopy(before)
+    fast.config = replace(fast.config, finetune_steps=12, finetune_mode="fast")
+    got = finetune_decoders(fast, mnist.x_train[:3000], mnist.y_train[:3000])
+    assert got["inference"] == asdict(finetune_inference(fast.config)) and got["mode"] == "fast"
     assert got["inference"] == asdict(MODES["fast"])       # 8,000 prototypes, 10 steps at rate 0.1
     # the same batches and steps, other latents: other weights, and neither is the model before
-    weights = {m: list(model.parameters()) for m, model in runs.items()}
-    assert not all(torch.equal(a, b) for a, b in zip(weights[None], weights["fast"]))
-    assert not all(torch.equal(a, b) for a, b in zip(before.parameters(), weights["fast"]))
+    assert not all(torch.equal(a, b) for a, b in zip(after.parameters(), fast.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before.parameters(), fast.parameters()))
     # and finetuning at the fast mode's latents still does its job on digits it did not see
     x, y = mnist.x_val[:400], mnist.y_val[:400]
-    assert cross_entropy(runs["fast"], x, y) < 0.95 * cross_entropy(before, x, y)
+    assert cross_entropy(fast, x, y) < 0.95 * cross_entropy(before, x, y)
 
 
 def test_only_single_solve_modes_can_find_the_finetuning_latents():
