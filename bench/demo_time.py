@@ -72,6 +72,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="abstain-bench-"))
     clone = work / "abstain"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    # the commit timed is the clone's, read now: the checkout may move on while the demo runs
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True,
+                            text=True).stdout.strip()
     env = {**os.environ, "ABSTAIN_HOME": str(work / "home"), "ABSTAIN_NO_PROGRESS": "1"}
     env.pop("VIRTUAL_ENV", None)
     first = timed(["make", "demo"], clone, env, work / "first.log")
@@ -80,8 +83,7 @@ def main() -> None:
     result = {"fresh_clone_seconds": round(first, 1), "cached_seconds": round(second, 1),
               "budget_fresh_seconds": 600, "budget_cached_seconds": 60, "fresh_stages_seconds": stages,
               "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-              "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                       text=True).stdout.strip()}
+              "commit": commit}
     tail = (work / "first.log").read_text().splitlines()[-40:]
     print("\n".join(tail))
     print(json.dumps(result, indent=2))
