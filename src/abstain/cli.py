@@ -50,7 +50,7 @@ def _fit(sub, base) -> None:
     p.add_argument("--union", nargs="+", metavar="PART=SHARE", default=None,
                    help="the union guard's parts and their shares of the rejections (default for mnist "
                         "msp=0.95 mahalanobis_layers_centred=0.05, for fashion_mnist msp=0.8 "
-                        "mahalanobis_layers=0.2; README, Probes, measures others)")
+                        "mahalanobis_layers=0.2; docs/probes.md measures others)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"classifier epochs (default {base.classifier_train.epochs}; "
                         f"{RunConfig.for_dataset('fashion_mnist').classifier_train.epochs} for fashion_mnist)")

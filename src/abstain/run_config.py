@@ -24,8 +24,8 @@ DEFAULT_VARIANTS = {"gmm_k10": {"detector": "gmm", "n_components": 10},
 #: (msp 0.8 + mahalanobis_layers 0.2). MNIST: msp 0.95 + the recentred Lee et al. score 0.05,
 #: chosen on validation digits as the largest centred share whose correlations between the
 #: guard's abstention and the CNN's errors along translation and rotation all clear 0.91 (issue
-#: #6's goal is 0.9; README "Recentring shrinks the trade", bench/results/guard_tradeoff_centred.json).
-#: On FashionMNIST the same guard lets twice the MNIST digits through (README "The same trade on
+#: #6's goal is 0.9; docs/probes.md "Recentring shrinks the trade", bench/results/guard_tradeoff_centred.json).
+#: On FashionMNIST the same guard lets twice the MNIST digits through (docs/probes.md "The same trade on
 #: FashionMNIST"), so it keeps Union's default.
 GUARD_UNION = {"mnist": {"msp": 0.95, "mahalanobis_layers_centred": 0.05}}
 #: what ABS may train on (RunConfig.abs_train_images)
