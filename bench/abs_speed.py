@@ -1,7 +1,7 @@
 """ABS accuracy and speed: faithful vs fast inference, the accuracy-vs-throughput curve, and the
 largest confidence on uniform noise (ABS beside the run's CNN).
 
-Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-mode fast|checked] [--check-margin 0.004] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
+Usage: python bench/abs_speed.py [--epochs 10] [--shift 1] [--batch-size 32] [--schedule onecycle] [--distort 0] [--with-val] [--beta 1] [--class-scales 0] [--finetune 0] [--finetune-weight 3] [--fast-mode fast|checked] [--check-margin M] [--fast-lr 0.1] [--fast-steps 10] [--n-faithful 1000] [--n-curve 500] [--threads 2] [--cnn-run DIR] [--out FILE]
 
 Trains the ten class VAEs exactly as `abstain fit --abs-epochs E` does (same code, same seed;
 the checkpoint is cached in $ABSTAIN_HOME/bench/), then, in one process on `--threads` CPU
